@@ -1,0 +1,127 @@
+"""Reading checkpoint files safely and loading them into a model, strictly."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from uniformerv2.errors import CheckpointError
+from uniformerv2.weights.convert import Format, StateDict, clip_to_ours, detect_format, to_ours, unwrap
+
+_logger = logging.getLogger(__name__)
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
+
+
+def read_state_dict(path: str | Path) -> StateDict:
+    """Tensors of a checkpoint file, without running code from it.
+
+    Accepts ``.safetensors``, zip/legacy ``torch.save`` files read with ``weights_only=True``
+    (flat, ``{"model_state": ...}`` or ``{"state_dict": ...}``), TorchScript archives (the
+    OpenAI CLIP releases; TorchScript deserialisation runs no Python) and our model directories.
+
+    Raises:
+        CheckpointError: missing or unreadable file, or a pickle that needs arbitrary code.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # safetensors raises its own error types
+            raise CheckpointError(f"{path}: not a valid safetensors file ({exc})") from None
+    if _is_torchscript(path):
+        return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: refused, the file needs arbitrary unpickling to load ({reason}); "
+            "only tensors and plain containers are accepted (weights_only=True) - re-save its state dict "
+            "or convert it to safetensors on a machine where you trust it"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
+    return unwrap(obj, source=str(path))
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_weights` did."""
+
+    source_format: Format
+    missing: list[str] = field(default_factory=list)
+    reinitialised: list[str] = field(default_factory=list)
+
+
+def _mismatch_message(source: str, missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
+    parts = []
+    for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        if keys:
+            parts.append(f"{title} ({len(keys)}): {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''}")
+    return f"{source}: checkpoint does not fit the model - " + "; ".join(parts)
+
+
+def load_weights(
+    model: nn.Module,
+    source: str | Path | Mapping[str, torch.Tensor],
+    *,
+    strict: bool = True,
+    fmt: Format | None = None,
+) -> LoadReport:
+    """Load official, MMAction2, CLIP or our weights into ``model``; the format is detected.
+
+    Strict by default: every model key must be present with the right shape and no checkpoint
+    key may be left over. Two deliberate exceptions, each logged: a classifier with a different
+    number of classes than the model is left at its fresh initialisation, and a CLIP checkpoint
+    initialises the backbone only (the added UniFormerV2 modules keep their official
+    zero/identity initialisation).
+
+    Raises:
+        CheckpointError: a format problem or any key/shape mismatch (all listed).
+    """
+    name = str(source) if isinstance(source, (str, Path)) else "state dict"
+    raw = read_state_dict(source) if isinstance(source, (str, Path)) else dict(source)
+    fmt = fmt or detect_format(raw)
+    own = model.state_dict()
+    if fmt == "clip":
+        sd = clip_to_ours(raw, stem_kernel_t=own["conv1.weight"].shape[2])
+    else:
+        sd = to_ours(raw, fmt, source=name)
+    report = LoadReport(fmt)
+    head = [k for k in ("head.fc.weight", "head.fc.bias") if k in sd and k in own and sd[k].shape != own[k].shape]
+    if head:
+        _logger.warning("%s: classifier has %d classes, model %d: head re-initialised", name, sd[head[0]].shape[0], own[head[0]].shape[0])
+        report.reinitialised = head
+        sd = {k: v for k, v in sd.items() if k not in head}
+    missing = [k for k in own if k not in sd and k not in head]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if k in own and sd[k].shape != own[k].shape]
+    if fmt == "clip":
+        report.missing = missing
+        missing = []
+    if strict and (missing or unexpected or shapes):
+        raise CheckpointError(_mismatch_message(name, missing, unexpected, shapes))
+    if not strict:
+        sd = {k: v for k, v in sd.items() if k in own and v.shape == own[k].shape}
+        report.missing = sorted(set(report.missing) | {k for k in own if k not in sd and k not in head})
+    model.load_state_dict(sd, strict=False)
+    return report
