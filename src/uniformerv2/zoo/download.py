@@ -131,7 +131,7 @@ def _fetch_hf(source: WeightSource, *, offline: bool) -> Path:
 def _failure_message(cfg: PretrainedCfg, root: Path, failures: list[str], offline: bool) -> str:
     first = cfg.sources[0]
     target = root / str(first.filename)
-    where = " or ".join(s.location for s in cfg.sources)
+    where = " or ".join(s.location + (f" [{s.status}]" if s.status else "") for s in cfg.sources)
     state = "offline and not cached" if offline else "could not be downloaded"
     tried = "; ".join(failures)
     return (
