@@ -1,0 +1,13 @@
+"""Video in: decoding, frame sampling, test views and training augmentation (official §3)."""
+
+from uniformerv2.video.decode import VideoReader, load_clip, open_video
+from uniformerv2.video.sampling import dense_indices, sample_indices, segment_indices
+
+__all__ = [
+    "VideoReader",
+    "open_video",
+    "load_clip",
+    "segment_indices",
+    "dense_indices",
+    "sample_indices",
+]

@@ -1,0 +1,223 @@
+"""Decoding: exact frames after seeking, frame counts, rotation, inputs and broken files."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from uniformerv2.errors import VideoDecodeError
+from uniformerv2.preprocess import PreprocessConfig
+from uniformerv2.video import load_clip, open_video, segment_indices
+from uniformerv2.video.decode import FrameFolderReader, PyAVReader
+from videogen import decode_index, frame_image, make_audio, make_video, write_frame_folder
+
+N = 40
+FORMATS = {
+    "h264_bframes_longgop.mp4": dict(codec="libx264", gop=250, bframes=3),
+    "h264_gop8.mp4": dict(codec="libx264", gop=8, bframes=2),
+    "h264_opengop.mkv": dict(codec="libx264", gop=10, bframes=3, options={"open_gop": "1"}),
+    "vp9.webm": dict(codec="libvpx-vp9", gop=12),
+    "mjpeg.avi": dict(codec="mjpeg"),
+    "mpeg4.avi": dict(codec="mpeg4", gop=12),
+    "mpeg4_bframes.mp4": dict(codec="mpeg4", gop=12, bframes=2),
+    "vfr.mp4": dict(codec="libx264", vfr=True, gop=10),
+    "odd_yuv444.mkv": dict(codec="libx264", width=97, height=61, pix_fmt="yuv444p"),
+    "yuv420p10.mp4": dict(codec="libx264", pix_fmt="yuv420p10le", gop=10),
+}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    out = {}
+    for name, kw in FORMATS.items():
+        kw = dict(kw)
+        size = (kw.pop("width", 64), kw.pop("height", 48))
+        out[name] = make_video(root / name, N, *size, **kw)
+    return out
+
+
+def _indices_of(frames: torch.Tensor) -> list[int]:
+    return [decode_index(f) for f in frames]
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_exact_frames_after_seeking(videos, name):
+    reader = open_video(videos[name])
+    assert reader.num_frames == N
+    gen = random.Random(name)
+    for _ in range(4):
+        idx = [gen.randrange(N) for _ in range(9)]
+        frames = reader.get_frames(idx)
+        assert frames.dtype == torch.uint8 and frames.shape[0] == len(idx) and frames.shape[-1] == 3
+        assert _indices_of(frames) == idx
+    assert _indices_of(reader.get_frames([N - 1, 0, N - 1])) == [N - 1, 0, N - 1]
+
+
+@pytest.mark.parametrize("name", ["h264_bframes_longgop.mp4", "vp9.webm", "vfr.mp4"])
+def test_iter_frames(videos, name):
+    reader = open_video(videos[name])
+    assert [decode_index(f) for f in reader.iter_frames()] == list(range(N))
+    assert [decode_index(f) for f in reader.iter_frames(17, 23)] == list(range(17, 23))
+
+
+def test_metadata(videos):
+    reader = open_video(videos["h264_bframes_longgop.mp4"])
+    assert (reader.height, reader.width, reader.fps, reader.codec) == (48, 64, 25.0, "h264")
+    assert reader.duration == pytest.approx(N / 25)
+    webm = open_video(videos["vp9.webm"])
+    assert webm.num_frames == N and webm.codec == "vp9"  # container stores no frame count
+    odd = open_video(videos["odd_yuv444.mkv"])
+    assert (odd.height, odd.width) == (61, 97)
+
+
+def test_uses_seeking_not_full_decode(videos, monkeypatch):
+    reader = open_video(videos["h264_gop8.mp4"])
+    assert reader.num_frames == N
+    monkeypatch.setattr(PyAVReader, "_frames_sequential", lambda self: pytest.fail("decoded from the start"))
+    assert _indices_of(reader.get_frames([35, 20])) == [35, 20]
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_short_videos_repeat_indices(tmp_path, count):
+    path = make_video(tmp_path / f"short{count}.mp4", count)
+    frames = load_clip(path, PreprocessConfig(num_frames=8, num_clips=1), 0)
+    assert _indices_of(frames) == segment_indices(count, 8, 0, 1)
+    assert len(set(_indices_of(frames))) == count
+
+
+def test_rotation(tmp_path):
+    path = make_video(tmp_path / "rot.mp4", 6, 64, 48, rotation=90)
+    reader = open_video(path)
+    assert (reader.height, reader.width) == (64, 48)
+    frames = reader.get_frames([4, 1])
+    assert frames.shape == (2, 64, 48, 3)
+    upright = torch.rot90(frames, -1, dims=(1, 2))  # undo the 90° counter-clockwise display rotation
+    assert _indices_of(upright) == [4, 1]
+    assert torch.equal(upright[0], torch.from_numpy(frame_image(4, 64, 48))) or decode_index(upright[0]) == 4
+
+
+def test_max_short_side(videos):
+    reader = open_video(videos["h264_gop8.mp4"], max_short_side=24)
+    frames = reader.get_frames([3, 30])
+    assert frames.shape == (2, 24, 32, 3) and (reader.height, reader.width) == (24, 32)
+    assert _indices_of(frames) == [3, 30]
+
+
+def test_non_ascii_path(tmp_path):
+    path = make_video(tmp_path / "vidéo 動画 ü.mp4", 5)
+    assert _indices_of(open_video(path).get_frames([4, 2])) == [4, 2]
+    assert _indices_of(open_video(str(path)).get_frames([0])) == [0]
+
+
+def test_index_out_of_range(videos):
+    reader = open_video(videos["h264_gop8.mp4"])
+    for bad in ([N], [-1], [0, N + 5]):
+        with pytest.raises(VideoDecodeError, match="out of range"):
+            reader.get_frames(bad)
+
+
+def test_pickle_and_forked_workers(videos):
+    reader = open_video(videos["h264_bframes_longgop.mp4"])
+    reader.get_frames([5])  # opened and used in the parent
+    clone = pickle.loads(pickle.dumps(reader))
+    assert _indices_of(clone.get_frames([7, 3])) == [7, 3]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        got = pool.map(_child_decode, [(reader, [i, N - 1 - i]) for i in range(4)])
+    assert got == [[i, N - 1 - i] for i in range(4)]
+    assert _indices_of(reader.get_frames([9])) == [9]
+
+
+def _child_decode(args):
+    reader, idx = args
+    return _indices_of(reader.get_frames(idx))
+
+
+# -- inputs other than files -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", ["img_{:05d}.jpg", "{:05d}.jpg"])
+def test_frame_folder_one_based(tmp_path, template):
+    folder = write_frame_folder(tmp_path / "frames", 12, template)
+    assert sorted(os.listdir(folder))[0] == template.format(1)
+    for reader in (open_video(folder), open_video(folder, template=template)):
+        assert isinstance(reader, FrameFolderReader) and reader.num_frames == 12
+        assert _indices_of(reader.get_frames([11, 0, 5, 5])) == [11, 0, 5, 5]
+        assert (reader.height, reader.width) == (48, 64)
+    clip = load_clip(folder, PreprocessConfig(num_frames=4, num_clips=1), 0)
+    assert _indices_of(clip) == segment_indices(12, 4, 0, 1)
+
+
+def test_array_and_tensor_input():
+    array = np.stack([frame_image(i, 32, 24) for i in range(10)])
+    for source in (array, torch.from_numpy(array)):
+        reader = open_video(source)
+        assert reader.num_frames == 10 and (reader.height, reader.width) == (24, 32)
+        assert torch.equal(reader.get_frames([3, 1]), torch.from_numpy(array[[3, 1]]))
+        assert len(list(reader.iter_frames(2, 5))) == 3
+    with pytest.raises(ValueError):
+        open_video(array.astype(np.float32))
+
+
+# -- broken inputs -----------------------------------------------------------------------------
+
+
+def _assert_error(path, match):
+    with pytest.raises(VideoDecodeError, match=match) as info:
+        reader = open_video(path)
+        reader.get_frames(list(range(reader.num_frames)))
+    assert str(path) in str(info.value)
+
+
+def test_missing_and_empty_and_directory(tmp_path):
+    _assert_error(tmp_path / "missing.mp4", "does not exist")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    _assert_error(tmp_path / "empty.mp4", "empty")
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "notes.txt").write_text("x")
+    _assert_error(tmp_path / "nothing", "no frame images")
+
+
+def test_not_a_video(tmp_path):
+    (tmp_path / "text.mp4").write_text("this is not a video\n" * 20)
+    _assert_error(tmp_path / "text.mp4", "not a readable video|cannot open")
+    (tmp_path / "random.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    _assert_error(tmp_path / "random.mp4", "not a readable video|cannot open|no video stream")
+
+
+@pytest.mark.parametrize("codec,ext", [("aac", "m4a"), ("mp2", "mp2")])
+def test_audio_only(tmp_path, codec, ext):
+    path = make_audio(tmp_path / f"audio.{ext}", codec)
+    _assert_error(path, "no video stream")
+
+
+@pytest.mark.parametrize("name", ["h264_bframes_longgop.mp4", "vp9.webm", "h264_opengop.mkv", "mjpeg.avi"])
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+def test_truncated(videos, tmp_path, name, fraction):
+    data = videos[name].read_bytes()
+    path = tmp_path / f"cut_{fraction}_{name}"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    try:
+        reader = open_video(path)
+        count = reader.num_frames
+    except VideoDecodeError as exc:
+        assert str(path) in str(exc)
+        return
+    assert count <= N
+    with pytest.raises(VideoDecodeError, match=str(path.name)):
+        reader.get_frames([N - 1])  # beyond the cut: never a wrong or missing frame
+    for i in (0, count // 2, count - 1):  # before the cut: exact frame or an error
+        try:
+            frame = reader.get_frames([i])
+        except VideoDecodeError:
+            continue
+        assert _indices_of(frame) == [i]
+    if name.endswith((".mkv", ".webm", ".avi")) and fraction == 0.5:
+        assert _indices_of(reader.get_frames([0])) == [0]
