@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,7 +28,12 @@ def _is_torchscript(path: Path) -> bool:
 
 
 def read_state_dict(path: str | Path) -> StateDict:
-    """Tensors of a checkpoint file, without running code from it.
+    """Tensors of a checkpoint file, without running code from it (see :func:`read_checkpoint`)."""
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: str | Path) -> tuple[StateDict, dict[str, Any]]:
+    """Tensors of a checkpoint file and its other top-level entries (``cfg``, ``epoch``, ``meta``).
 
     Accepts ``.safetensors``, zip/legacy ``torch.save`` files read with ``weights_only=True``
     (flat, ``{"model_state": ...}`` or ``{"state_dict": ...}``), TorchScript archives (the
@@ -44,11 +51,11 @@ def read_state_dict(path: str | Path) -> StateDict:
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
+            return load_file(str(path)), {}
         except Exception as exc:  # safetensors raises its own error types
             raise CheckpointError(f"{path}: not a valid safetensors file ({exc})") from None
     if _is_torchscript(path):
-        return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        return dict(torch.jit.load(str(path), map_location="cpu").state_dict()), {}
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -60,7 +67,33 @@ def read_state_dict(path: str | Path) -> StateDict:
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
-    return unwrap(obj, source=str(path))
+    extras = {k: v for k, v in obj.items() if not isinstance(v, (Mapping, torch.Tensor))} if isinstance(obj, Mapping) else {}
+    return unwrap(obj, source=str(path)), extras
+
+
+def official_cfg_kwargs(extras: Mapping[str, Any]) -> dict[str, Any]:
+    """Architecture kwargs stored in an official training checkpoint's ``cfg`` entry, if readable.
+
+    The official trainer stores its YAML config (``UNIFORMERV2.*`` keys); a JSON string of
+    ``VisionTransformer`` kwargs is accepted too. Returns ``{}`` when there is nothing usable.
+    """
+    text = extras.get("cfg")
+    if not isinstance(text, str):
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            import yaml  # optional: only needed for YAML configs of official training runs
+        except ImportError:
+            return {}
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return {}
+        section = data.get("UNIFORMERV2", {}) if isinstance(data, dict) else {}
+        data = {k.lower(): v for k, v in section.items()}
+    return data if isinstance(data, dict) else {}
 
 
 @dataclass

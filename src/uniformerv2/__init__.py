@@ -1,0 +1,31 @@
+"""UniFormerV2: spatiotemporal learning by arming image ViTs with video UniFormer (Li et al., ICCV 2023)."""
+
+from uniformerv2.api import create_model, list_models, load_model
+from uniformerv2.config import UniFormerV2Config
+from uniformerv2.errors import CheckpointError, DownloadError, UniFormerV2Error, VideoDecodeError
+from uniformerv2.flops import count_flops
+from uniformerv2.model import UniFormerV2
+from uniformerv2.preprocess import PreprocessConfig
+from uniformerv2.weights import from_pretrained, load_weights, push_to_hub, save_pretrained
+from uniformerv2.zoo import list_pretrained
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "DownloadError",
+    "PreprocessConfig",
+    "UniFormerV2",
+    "UniFormerV2Config",
+    "UniFormerV2Error",
+    "VideoDecodeError",
+    "count_flops",
+    "create_model",
+    "from_pretrained",
+    "list_models",
+    "list_pretrained",
+    "load_model",
+    "load_weights",
+    "push_to_hub",
+    "save_pretrained",
+]
