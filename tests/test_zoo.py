@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +209,11 @@ def test_cli_table_with_filter(capsys) -> None:
 def test_cli_no_match(capsys) -> None:
     assert main(["zoo", "nothing-like-this"]) == 1
     assert "no checkpoint matches" in capsys.readouterr().out
+
+
+def test_model_zoo_doc_is_up_to_date() -> None:
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gen_model_zoo_doc.py"
+    spec = importlib.util.spec_from_file_location("gen_model_zoo_doc", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0, "run: python scripts/gen_model_zoo_doc.py"

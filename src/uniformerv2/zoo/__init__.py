@@ -5,6 +5,7 @@ from uniformerv2.zoo.labels import list_label_sets, load_label_map, load_labels,
 from uniformerv2.zoo.pretrained import (
     DEFAULT_MODEL,
     PretrainedCfg,
+    UnknownPretrainedError,
     WeightSource,
     get_pretrained_cfg,
     list_pretrained,
@@ -14,6 +15,7 @@ from uniformerv2.zoo.pretrained import (
 __all__ = [
     "DEFAULT_MODEL",
     "PretrainedCfg",
+    "UnknownPretrainedError",
     "WeightSource",
     "download_url",
     "fetch_weights",
