@@ -2,6 +2,7 @@
 
 from uniformerv2.video.decode import VideoReader, load_clip, open_video
 from uniformerv2.video.sampling import dense_indices, sample_indices, segment_indices
+from uniformerv2.video.transforms import extract_views, test_views, val_transform
 
 __all__ = [
     "VideoReader",
@@ -10,4 +11,7 @@ __all__ = [
     "segment_indices",
     "dense_indices",
     "sample_indices",
+    "extract_views",
+    "test_views",
+    "val_transform",
 ]
