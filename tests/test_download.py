@@ -60,6 +60,10 @@ class FileServer:
                     return
                 self.wfile.write(body)
 
+            def do_HEAD(self) -> None:  # noqa: N802 (the Hub client asks for metadata first)
+                server.requests.append({"path": self.path, "range": None})
+                self.send_error(404)
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -248,3 +252,21 @@ def test_hf_source_offline_falls_through_cleanly(
     (cache).mkdir()
     (cache / "hub+name.pyth").write_bytes(b"placed by hand")
     assert fetch_weights(cfg, cache_dir=cache) == cache / "hub+name.pyth"
+
+
+def test_hub_error_falls_through_to_url(
+    server: FileServer, cache: Path, register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    # The local server answers the Hub's requests with 404.
+    endpoint = server.url.rsplit("/", 1)[0]
+    template = huggingface_hub.constants.HUGGINGFACE_CO_URL_TEMPLATE
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        template.replace(huggingface_hub.constants.ENDPOINT, endpoint))
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
+    cfg = register(WeightSource("hf", repo_id="someone/weights", filename="hub.pyth"),
+                   WeightSource("url", url=server.url, sha256=SHA256))
+    assert fetch_weights(cfg, cache_dir=cache, progress=False).read_bytes() == PAYLOAD
+    assert any("someone/weights" in str(r["path"]) for r in server.requests)
+    assert server.requests[-1]["path"] == "/weights.pth"

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError
 from tqdm.auto import tqdm
 
 from uniformerv2.errors import DownloadError
@@ -32,6 +32,8 @@ TIMEOUT_S = 20.0
 MAX_RESUMES = 5
 _CHUNK = 1 << 20
 _TRUE = ("1", "true", "yes", "on")
+#: Failures of one Hub download; the bases add the HTTP client's transport errors (httpx or requests).
+_HUB_ERRORS = (HfHubHTTPError, OSError, ValueError, *HfHubHTTPError.__bases__)
 
 
 class _Interrupted(Exception):
@@ -121,7 +123,7 @@ def _fetch_hf(source: WeightSource, *, offline: bool) -> Path:
     except LocalEntryNotFoundError as exc:
         reason = "not in the Hugging Face cache (offline)" if offline else f"unreachable ({_first_line(exc)})"
         raise DownloadError(f"{source.location}: {reason}") from exc
-    except (HfHubHTTPError, OSError, ValueError) as exc:
+    except _HUB_ERRORS as exc:
         raise DownloadError(f"{source.location}: {_first_line(exc)}") from exc
     if source.sha256:
         _check_hash(Path(path), source.sha256, source.location, delete=False)
