@@ -23,7 +23,7 @@ import difflib
 import fnmatch
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote, urlparse
 
