@@ -57,11 +57,11 @@ class UniFormerV2(nn.Module):
         self.class_embedding = nn.Parameter(scale * torch.randn(c))
         self.positional_embedding = nn.Parameter(scale * torch.randn(cfg.grid_size**2 + 1, c))
         self.ln_pre = LayerNorm(c)
-        rates = torch.linspace(0, cfg.backbone_drop_path_rate, cfg.layers).tolist()
+        rates = torch.linspace(0, cfg.backbone_drop_path_rate, cfg.layers, device="cpu").tolist()
         self.blocks = nn.ModuleList(
             LocalUniBlock(c, cfg.heads, cfg.local_mhra, cfg.dw_reduction, rate) for rate in rates
         )
-        rates = torch.linspace(0, cfg.drop_path_rate, cfg.n_layers).tolist()
+        rates = torch.linspace(0, cfg.drop_path_rate, cfg.n_layers, device="cpu").tolist()
         self.global_blocks = nn.ModuleList(
             GlobalUniBlock(cfg.n_dim, cfg.n_head, cfg.mlp_factor, cfg.mlp_dropout[j], rates[j])
             for j in range(cfg.n_layers)
