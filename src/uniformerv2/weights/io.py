@@ -66,7 +66,8 @@ def read_checkpoint(path: str | Path) -> tuple[StateDict, dict[str, Any]]:
             "or convert it to safetensors on a machine where you trust it"
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else f"{type(exc).__name__}: file empty or cut short"
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
     extras = {k: v for k, v in obj.items() if not isinstance(v, (Mapping, torch.Tensor))} if isinstance(obj, Mapping) else {}
     return unwrap(obj, source=str(path)), extras
 
@@ -140,7 +141,11 @@ def load_weights(
     else:
         sd = to_ours(raw, fmt, source=name)
     report = LoadReport(fmt)
-    head = [k for k in ("head.fc.weight", "head.fc.bias") if k in sd and k in own and sd[k].shape != own[k].shape]
+    head = [
+        k
+        for k in ("head.fc.weight", "head.fc.bias")
+        if k in sd and k in own and sd[k].shape[0] != own[k].shape[0] and sd[k].shape[1:] == own[k].shape[1:]
+    ]
     if head:
         _logger.warning("%s: classifier has %d classes, model %d: head re-initialised", name, sd[head[0]].shape[0], own[head[0]].shape[0])
         report.reinitialised = head
