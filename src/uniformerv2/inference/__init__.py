@@ -1,0 +1,6 @@
+"""Inference helpers: classify videos, embed them, and score long videos window by window."""
+
+from uniformerv2.inference.engine import Result
+from uniformerv2.inference.predict import embed, embed_many, predict, predict_many
+
+__all__ = ["Result", "embed", "embed_many", "predict", "predict_many"]

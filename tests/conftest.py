@@ -1,0 +1,89 @@
+"""Shared test helpers: tiny random UniFormerV2 models, their checkpoints in every format, videos.
+
+Everything here is small enough for a 2-core CPU: 32 px inputs, 16 px patches, 2 blocks, 64 wide.
+Factories are plain functions (importable as ``from conftest import ...``); fixtures wrap them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+import uniformerv2
+from uniformerv2.preprocess import PreprocessConfig
+from uniformerv2.weights import from_ours, save_pretrained
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/videogen.py and friends
+
+TINY_LABELS = ["archery", "bowling", "cooking", "dancing", "eating"]
+
+
+def tiny_preprocess(**overrides: object) -> PreprocessConfig:
+    """4 frames, 32 px crops, 2 clips x 3 crops: the tiny model's test-time pipeline."""
+    fields: dict = dict(num_frames=4, crop_size=32, num_clips=2, num_crops=3)
+    fields.update(overrides)
+    return PreprocessConfig(**fields)
+
+
+def make_tiny_model(num_classes: int = 5, seed: int = 0, **overrides: object) -> uniformerv2.UniFormerV2:
+    """A tiny UniFormerV2 in eval mode with every parameter randomised (deterministic per seed).
+
+    The added UniFormerV2 modules start at zero, which would hide wiring bugs, so all parameters
+    get N(0, 0.02) noise. ``pretrained_cfg`` carries :data:`TINY_LABELS` (or ``LABEL_i``) and
+    :func:`tiny_preprocess`.
+    """
+    fields: dict = dict(
+        input_resolution=32, patch_size=16, width=64, layers=2, heads=1, n_dim=64, n_head=1,
+        return_list=(0, 1), num_classes=num_classes,
+    )
+    fields.update(overrides)
+    torch.manual_seed(seed)
+    model = uniformerv2.UniFormerV2(uniformerv2.UniFormerV2Config(**fields))
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.02)
+    labels = TINY_LABELS if num_classes == len(TINY_LABELS) else [f"LABEL_{i}" for i in range(num_classes)]
+    model.pretrained_cfg = {"labels": list(labels), "preprocess": tiny_preprocess(), "source": "tiny"}
+    return model.eval()
+
+
+def save_official(model: uniformerv2.UniFormerV2, path: Path) -> Path:
+    """Write ``model`` as an official release file: a flat ``backbone.``-prefixed state dict."""
+    torch.save(from_ours(model.state_dict(), "official"), path)
+    return path
+
+
+def save_mmaction2(model: uniformerv2.UniFormerV2, path: Path) -> Path:
+    """Write ``model`` as an MMAction2 checkpoint (``{"state_dict": ...}``)."""
+    torch.save({"state_dict": from_ours(model.state_dict(), "mmaction2")}, path)
+    return path
+
+
+@pytest.fixture
+def tiny_model() -> uniformerv2.UniFormerV2:
+    """A fresh tiny model (seed 0) with labels and tiny preprocessing."""
+    return make_tiny_model()
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path: Path) -> Path:
+    """The tiny model saved in our layout (carries its labels and tiny preprocessing)."""
+    return save_pretrained(make_tiny_model(), tmp_path / "tiny_model")
+
+
+@pytest.fixture
+def make_test_video(tmp_path: Path) -> Callable[..., Path]:
+    """Factory ``make_test_video(name="clip.mp4", num_frames=24, width=64, height=48, **kw)``
+    writing a :mod:`videogen` video into ``tmp_path``."""
+    from videogen import make_video
+
+    def make(name: str = "clip.mp4", num_frames: int = 24, width: int = 64, height: int = 48, **kwargs: object) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return make_video(path, num_frames, width, height, **kwargs)
+
+    return make
