@@ -2,5 +2,6 @@
 
 from uniformerv2.inference.engine import Result
 from uniformerv2.inference.predict import embed, embed_many, predict, predict_many
+from uniformerv2.inference.timeline import plot_timeline, timeline
 
-__all__ = ["Result", "embed", "embed_many", "predict", "predict_many"]
+__all__ = ["Result", "embed", "embed_many", "plot_timeline", "predict", "predict_many", "timeline"]
