@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from uniformerv2.errors import UniFormerV2Error
@@ -129,17 +129,19 @@ def sharded_or_local(
     rank 0 merges; rank 0 lists every failure, other ranks their own. ``show`` formats each
     successful record for stdout.
     """
-    echo = _echo(to_record, show)
     _, world, _ = dist_env()
+
+    def job(todo: list[str]) -> Iterator[dict[str, Any]]:
+        for result in results(todo):
+            record = to_record(result)
+            if "error" not in record:
+                print(show(record), flush=True)
+            yield record
+
     if out_path is None:
         if world > 1:
             raise ValueError("under torchrun, pass an output file (--json/--csv, or --out) so ranks can merge")
-        failures = [(r.video, str(r.error)) for r in map(echo, results(videos)) if not r.ok]
-        return report_failures(failures, len(videos))
-
-    def job(todo: list[str]) -> Iterable[dict[str, Any]]:
-        return (to_record(r) for r in map(echo, results(todo)))
-
+        return report_failures([(r["video"], r["error"]) for r in job(videos) if "error" in r], len(videos))
     summary = run_sharded(videos, job, out_path, write=write)
     if summary.skipped:
         print(f"rank {summary.rank}: skipped {summary.skipped} videos already done", file=sys.stderr)
@@ -148,15 +150,6 @@ def sharded_or_local(
     else:
         failures = summary.failed
     return report_failures(failures, len(videos))
-
-
-def _echo(to_record: Callable[[Result], dict[str, Any]], show: Callable[[dict[str, Any]], str]) -> Callable[[Result], Result]:
-    def echo(result: Result) -> Result:
-        if result.ok:
-            print(show(to_record(result)), flush=True)
-        return result
-
-    return echo
 
 
 def _format(record: dict[str, Any]) -> str:

@@ -1,0 +1,84 @@
+"""`uniformerv2 embed`: one pooled embedding per video, saved as ``.npy``, with an ``index.csv``."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from uniformerv2.cli.predict import add_model_args, add_run_args, guarded, load_cli_model, run_options, sharded_or_local
+from uniformerv2.inference.distributed import write_csv
+from uniformerv2.inference.engine import Result, parse_views
+from uniformerv2.inference.inputs import collect_videos
+from uniformerv2.inference.predict import embed_many
+
+_EXAMPLE = """examples:
+  uniformerv2 embed videos/ --out features/
+  uniformerv2 embed list.csv --checkpoint model.pyth --views 1x1 --out features/
+  torchrun --nproc-per-node 8 -m uniformerv2 embed videos/ --out features/   # sharded, resumable
+
+Each video gives features/<name>-<hash>.npy, a float32 array of shape (n,) (forward_features,
+averaged over the views); features/index.csv maps video -> file (and lists failures).
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``embed`` sub-command."""
+    parser = subparsers.add_parser(
+        "embed",
+        help="extract pooled video embeddings",
+        description="Save the pooled video embedding (before the classifier's LayerNorm, averaged over the "
+        "test views) of every video as .npy. Reruns skip videos already done.",
+        epilog=_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("videos", nargs="+", help="video files, directories (searched recursively) or .txt/.csv lists")
+    parser.add_argument("--out", required=True, help="output directory for the .npy files and index.csv")
+    add_model_args(parser)
+    parser.add_argument("--views", type=parse_views, default=None, help="CLIPSxCROPS, e.g. 4x3 or 1x1 (default: the checkpoint's)")
+    add_run_args(parser)
+    parser.set_defaults(func=run)
+
+
+def embedding_name(video: str) -> str:
+    """File name of a video's embedding: its stem plus a hash of its path (unique and stable)."""
+    digest = hashlib.sha1(os.path.abspath(video).encode("utf-8")).hexdigest()[:10]
+    return f"{Path(video).stem}-{digest}.npy"
+
+
+def _saver(out: Path) -> Any:
+    def to_record(result: Result) -> dict[str, Any]:
+        if not result.ok:
+            return {"video": result.video, "error": result.error}
+        name = embedding_name(result.video)
+        tmp = out / f".{name}.tmp.npy"
+        np.save(tmp, result.value.numpy().astype(np.float32))
+        os.replace(tmp, out / name)
+        return {"video": result.video, "file": name, "dim": int(result.value.shape[0])}
+
+    return to_record
+
+
+@guarded
+def run(args: argparse.Namespace) -> int:
+    """Embed the videos; exit code 1 when any failed, 2 on a usage error."""
+    videos = collect_videos(args.videos)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_cli_model(args)
+
+    def results(todo: list[str]) -> Iterator[Result]:
+        return embed_many(todo, model, views=args.views, **run_options(args))
+
+    def write(records: list[dict[str, Any]]) -> None:
+        write_csv(records, out / "index.csv", ["video", "file", "dim", "error"])
+
+    def show(record: dict[str, Any]) -> str:
+        return f"{record['video']} -> {out / record['file']}"
+
+    return sharded_or_local(videos, results, _saver(out), str(out / "index.csv"), write, show)
