@@ -48,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("models", nargs="*", help="variant or zoo names (default: the four reference configurations)")
-X
+    parser.add_argument("--frames", type=int, default=None, help="frames per clip, for every model (default: each model's)")
     parser.add_argument("--size", type=int, default=None, help="crop size, for every model (default: each model's)")
     parser.set_defaults(func=run)
 

@@ -9,9 +9,10 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from uniformerv2.errors import UniFormerV2Error
+from uniformerv2.errors import CheckpointError, UniFormerV2Error
 from uniformerv2.inference.distributed import dist_env, run_sharded, write_csv, write_json
 from uniformerv2.inference.engine import Result, parse_views, resolve_device
 from uniformerv2.inference.inputs import collect_videos
@@ -88,12 +89,14 @@ def load_cli_model(args: argparse.Namespace) -> Any:
     from uniformerv2.zoo import DEFAULT_MODEL, read_label_file
 
     source = args.checkpoint or args.model or DEFAULT_MODEL
-    if args.checkpoint:
-        from pathlib import Path
-
-        if not Path(args.checkpoint).exists():
-            raise ValueError(f"{args.checkpoint}: no such checkpoint file")
-    model = load_model(source, device=resolve_device(args.device))
+    if args.checkpoint and not Path(args.checkpoint).exists():
+        raise ValueError(f"{args.checkpoint}: no such checkpoint file")
+    try:
+        model = load_model(source, device=resolve_device(args.device))
+    except CheckpointError as exc:
+        if str(source) in str(exc):
+            raise
+        raise CheckpointError(f"{source}: {exc}") from exc  # name the file the user gave
     if args.labels:
         model.pretrained_cfg["labels"] = read_label_file(args.labels, expected=model.config.num_classes)
     return model
