@@ -4,6 +4,7 @@ from uniformerv2.api import create_model, list_models, load_model
 from uniformerv2.config import UniFormerV2Config
 from uniformerv2.errors import CheckpointError, DownloadError, UniFormerV2Error, VideoDecodeError
 from uniformerv2.flops import count_flops
+from uniformerv2.inference import embed, plot_timeline, predict, timeline
 from uniformerv2.model import UniFormerV2
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.weights import from_pretrained, load_weights, push_to_hub, save_pretrained
@@ -21,11 +22,15 @@ __all__ = [
     "VideoDecodeError",
     "count_flops",
     "create_model",
+    "embed",
     "from_pretrained",
     "list_models",
     "list_pretrained",
     "load_model",
     "load_weights",
+    "plot_timeline",
+    "predict",
     "push_to_hub",
     "save_pretrained",
+    "timeline",
 ]
