@@ -96,8 +96,8 @@ def resolve_model(model: Any, device: str | torch.device | None = None) -> tuple
     Args:
         model: a loaded model, or anything :func:`uniformerv2.load_model` accepts (zoo name,
             checkpoint path, model directory, Hub id); None means ``uniformerv2.zoo.DEFAULT_MODEL``.
-        device: where to run; None keeps a given model where it is and puts a loaded one on
-            :func:`resolve_device`'s choice.
+        device: where to run (a given model is moved there in place); None keeps a given model
+            where it is and puts a loaded one on :func:`resolve_device`'s choice.
 
     Returns:
         (model, device).

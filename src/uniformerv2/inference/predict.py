@@ -95,8 +95,8 @@ def predict(
         top_k: classes per video; None for all.
         batch_size: most views per forward pass (views of several videos share a pass).
         num_workers: DataLoader processes that decode and preprocess while the model runs.
-        device: "cuda", "mps", "cpu", ...; None keeps a given model's device, or picks cuda,
-            then mps, then cpu for a model loaded here.
+        device: "cuda", "mps", "cpu", ...; a given model is moved there (in place). None keeps
+            a given model's device, or picks cuda, then mps, then cpu for a model loaded here.
         amp_dtype: run under autocast with ``torch.bfloat16``/"bf16" or ``torch.float16``/"fp16".
         progress: show a tqdm bar over videos.
         return_errors: put a :class:`~uniformerv2.errors.VideoDecodeError` in place of a failed
