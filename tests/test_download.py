@@ -270,3 +270,20 @@ def test_hub_error_falls_through_to_url(
     assert fetch_weights(cfg, cache_dir=cache, progress=False).read_bytes() == PAYLOAD
     assert any("someone/weights" in str(r["path"]) for r in server.requests)
     assert server.requests[-1]["path"] == "/weights.pth"
+
+
+def test_unreachable_hub_fails_fast_to_the_next_source(
+    server: FileServer, cache: Path, register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", _closed_port_url().rsplit("/", 1)[0])
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    cfg = register(WeightSource("hf", repo_id="someone/weights", filename="hub.pyth"),
+                   WeightSource("url", url=server.url, sha256=SHA256))
+    start = time.monotonic()
+    assert fetch_weights(cfg, cache_dir=cache, progress=False).read_bytes() == PAYLOAD
+    assert time.monotonic() - start < 5  # no Hub client retries
+    assert [r["path"] for r in server.requests] == ["/weights.pth"]

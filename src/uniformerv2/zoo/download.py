@@ -16,6 +16,7 @@ import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 from huggingface_hub import hf_hub_download
 from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError
@@ -112,16 +113,37 @@ def _fetch_source(source: WeightSource, root: Path, *, offline: bool, progress: 
     return download_url(str(source.url), root / str(source.filename), source.sha256, progress=progress)
 
 
+def _hub_unreachable(timeout: float = 5.0) -> str | None:
+    """Why the Hub endpoint cannot be reached (one quick TCP connect), or None when it can.
+
+    Checked first so that a machine without network fails in seconds instead of going through
+    the Hub client's own retries.
+    """
+    from huggingface_hub import constants
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", constants.ENDPOINT))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        return f"cannot connect to {url.hostname}:{port} ({_network_reason(exc)})"
+    return None
+
+
 def _fetch_hf(source: WeightSource, *, offline: bool) -> Path:
+    unreachable = None if offline else _hub_unreachable()
     try:
         path = hf_hub_download(
             repo_id=str(source.repo_id),
             filename=str(source.filename),
             revision=source.revision,
-            local_files_only=offline,
+            local_files_only=offline or unreachable is not None,
         )
     except LocalEntryNotFoundError as exc:
-        reason = "not in the Hugging Face cache (offline)" if offline else f"unreachable ({_first_line(exc)})"
+        if unreachable:
+            reason = f"unreachable ({unreachable}) and not in the Hugging Face cache"
+        else:
+            reason = "not in the Hugging Face cache (offline)" if offline else f"unreachable ({_first_line(exc)})"
         raise DownloadError(f"{source.location}: {reason}") from exc
     except _HUB_ERRORS as exc:
         raise DownloadError(f"{source.location}: {_first_line(exc)}") from exc
