@@ -1,0 +1,58 @@
+"""Hub repo ids resolve through the huggingface_hub cache (no network: an offline, pre-filled cache)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import uniformerv2
+from uniformerv2 import CheckpointError, DownloadError, UniFormerV2
+from uniformerv2.weights import save_pretrained
+
+from test_model import randomise, tiny, video
+
+
+def _fill_hub_cache(root, repo_id: str, model: UniFormerV2) -> None:
+    """The on-disk layout huggingface_hub uses: models--org--name/{refs/main, snapshots/<commit>/...}."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    save_pretrained(model, repo / "snapshots" / commit)
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def test_load_model_from_hub_id(offline_hub) -> None:
+    model = randomise(UniFormerV2(tiny())).eval()
+    model.pretrained_cfg = {"labels": list("vwxyz"), "preprocess": uniformerv2.PreprocessConfig(num_frames=4)}
+    _fill_hub_cache(offline_hub, "someone/uniformerv2-tiny", model)
+    for name in ("someone/uniformerv2-tiny", "hf-hub:someone/uniformerv2-tiny"):
+        loaded = uniformerv2.load_model(name)
+        assert loaded.pretrained_cfg["labels"] == list("vwxyz")
+        assert loaded.pretrained_cfg["preprocess"].num_frames == 4
+        with torch.no_grad():
+            assert torch.equal(loaded(video()), model(video()))
+
+
+def test_hub_id_not_cached_offline_is_a_clear_error(offline_hub) -> None:
+    with pytest.raises(DownloadError, match="someone/not-there: not in the Hugging Face cache"):
+        uniformerv2.load_model("someone/not-there")
+
+
+def test_hub_repo_in_another_layout_is_refused(offline_hub) -> None:
+    model = UniFormerV2(tiny())
+    _fill_hub_cache(offline_hub, "someone/other", model)
+    snapshot = next((offline_hub / "models--someone--other" / "snapshots").iterdir())
+    (snapshot / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        uniformerv2.load_model("someone/other")
