@@ -19,7 +19,7 @@ from uniformerv2.video import extract_views, open_video, test_views
 from uniformerv2.video.decode import ArrayReader
 
 # the package re-exports the function timeline(), which hides the module of the same name
-timeline_module = importlib.import_module("uniformerv2.inference.timeline")
+timeline_module = importlib.import_module("uniformerv2.inference._timeline")
 
 
 @pytest.fixture

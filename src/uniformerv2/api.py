@@ -118,7 +118,7 @@ def _from_file(path: Path, num_classes: int | None, overrides: dict[str, Any]) -
     if num_classes is not None and num_classes != classes:
         config.num_classes = num_classes
     model = UniFormerV2(config)
-    load_weights(model, sd, fmt="ours")
+    load_weights(model, sd, fmt="ours", name=str(path))
     model.pretrained_cfg = _guess_meta(fmt, classes, str(path))
     if config.num_classes != classes:
         model.pretrained_cfg["labels"] = None

@@ -120,6 +120,7 @@ def load_weights(
     *,
     strict: bool = True,
     fmt: Format | None = None,
+    name: str | None = None,
 ) -> LoadReport:
     """Load official, MMAction2, CLIP or our weights into ``model``; the format is detected.
 
@@ -129,10 +130,17 @@ def load_weights(
     initialises the backbone only (the added UniFormerV2 modules keep their official
     zero/identity initialisation).
 
+    Args:
+        model: the model to fill.
+        source: a checkpoint path or a state dict.
+        strict: refuse missing, unexpected and shape-mismatched keys.
+        fmt: the source layout; detected when omitted.
+        name: how error messages refer to the source (default: the path).
+
     Raises:
         CheckpointError: a format problem or any key/shape mismatch (all listed).
     """
-    name = str(source) if isinstance(source, (str, Path)) else "state dict"
+    name = name or (str(source) if isinstance(source, (str, Path)) else "state dict")
     raw = read_state_dict(source) if isinstance(source, (str, Path)) else dict(source)
     fmt = fmt or detect_format(raw)
     own = model.state_dict()
