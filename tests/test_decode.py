@@ -221,3 +221,40 @@ def test_truncated(videos, tmp_path, name, fraction):
         assert _indices_of(frame) == [i]
     if name.endswith((".mkv", ".webm", ".avi")) and fraction == 0.5:
         assert _indices_of(reader.get_frames([0])) == [0]
+
+
+def _has_torchcodec() -> bool:
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401
+    except Exception:  # not installed, or its FFmpeg libraries are missing
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_torchcodec(), reason="torchcodec (and system FFmpeg) not installed")
+@pytest.mark.parametrize("name", ["h264_bframes_longgop.mp4", "vp9.webm", "mjpeg.avi", "vfr.mp4"])
+def test_torchcodec_backend_matches_pyav(videos, name):
+    path = videos[name]
+    pyav = open_video(path, backend="pyav")
+    codec = open_video(path, backend="torchcodec")
+    assert codec.num_frames == pyav.num_frames
+    wanted = [pyav.num_frames - 1, 0, 7, 7, pyav.num_frames // 2]
+    assert _indices_of(codec.get_frames(wanted)) == wanted
+    assert torch.equal(codec.get_frames(wanted), pyav.get_frames(wanted))
+
+
+@pytest.mark.skipif(not _has_torchcodec(), reason="torchcodec (and system FFmpeg) not installed")
+@pytest.mark.parametrize("name", ["h264_bframes_longgop.mp4", "h264_opengop.mkv", "vp9.webm"])
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+def test_torchcodec_truncated_never_returns_wrong_frames(videos, tmp_path, name, fraction):
+    data = videos[name].read_bytes()
+    cut = tmp_path / f"cut_{name}"
+    cut.write_bytes(data[: int(len(data) * fraction)])
+    try:
+        reader = open_video(cut, backend="torchcodec")
+        wanted = list(range(N))
+        frames = reader.get_frames(wanted)
+    except VideoDecodeError as exc:
+        assert str(cut) in str(exc) and "\n" not in str(exc)
+        return
+    assert _indices_of(frames) == wanted

@@ -550,7 +550,8 @@ class TorchCodecReader(VideoReader):
             try:
                 self._decoder = VideoDecoder(self.path, seek_mode="exact", dimension_order="NHWC")
             except (RuntimeError, ValueError) as exc:
-                raise VideoDecodeError(self.path, f"cannot open: {exc}") from exc
+                reason = re.sub(r"^.*?\.cpp:\d+, ", "", str(exc).strip().splitlines()[0])
+                raise VideoDecodeError(self.path, f"cannot open: {reason}") from exc
             self._pid = os.getpid()
         return self._decoder
 
