@@ -103,10 +103,18 @@ def _clip_state_dict(model: UniFormerV2) -> dict[str, torch.Tensor]:
     return sd
 
 
-class _ClipHolder(nn.Module):
-    def __init__(self, sd: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        self.params = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(v) for k, v in sd.items()})
+def _module_tree(sd: dict[str, torch.Tensor]) -> nn.Module:
+    """A module hierarchy whose state_dict keys are exactly ``sd``'s (as in OpenAI's TorchScript CLIP files)."""
+    root = nn.Module()
+    for key, value in sd.items():
+        *path, leaf = key.split(".")
+        node = root
+        for part in path:
+            if not hasattr(node, part):
+                node.add_module(part, nn.Module())
+            node = getattr(node, part)
+        node.register_parameter(leaf, nn.Parameter(value.clone(), requires_grad=False))
+    return root
 
 
 def test_clip_initialisation_inflates_stem_in_the_centre(tmp_path) -> None:
@@ -136,12 +144,17 @@ def test_clip_initialised_model_outputs_half_the_clip_class_token(tmp_path) -> N
         torch.testing.assert_close(model.forward_features(video()), 0.5 * frames.mean(1))
 
 
-def test_torchscript_clip_archive_is_read_without_pickle(tmp_path) -> None:
-    sd = _clip_state_dict(randomise(UniFormerV2(tiny())))
+def test_torchscript_clip_archive_loads_like_openai_release(tmp_path) -> None:
+    """OpenAI's CLIP ``.pt`` files are TorchScript archives; their tensors are read without unpickling Python objects."""
+    source = randomise(UniFormerV2(tiny())).eval()
     path = tmp_path / "ViT-B-16.pt"
-    torch.jit.script(_ClipHolder(sd)).save(str(path))
-    raw = read_state_dict(path)
-    assert any(k.startswith("params.visual__") for k in raw)
+    torch.jit.script(_module_tree(_clip_state_dict(source))).save(str(path))
+    assert set(read_state_dict(path)) == set(_clip_state_dict(source))
+    model = UniFormerV2(tiny()).eval()
+    assert load_weights(model, path).source_format == "clip"
+    with torch.no_grad():
+        frames = source.forward_intermediates(video())["class_tokens"]
+        torch.testing.assert_close(model.forward_features(video()), 0.5 * frames.mean(1))
 
 
 def test_strict_loading_lists_problems(tmp_path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,7 +56,9 @@ def read_checkpoint(path: str | Path) -> tuple[StateDict, dict[str, Any]]:
         except Exception as exc:  # safetensors raises its own error types
             raise CheckpointError(f"{path}: not a valid safetensors file ({exc})") from None
     if _is_torchscript(path):
-        return dict(torch.jit.load(str(path), map_location="cpu").state_dict()), {}
+        with warnings.catch_warnings():  # torch marks TorchScript deprecated; the CLIP releases use it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return dict(torch.jit.load(str(path), map_location="cpu").state_dict()), {}
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
