@@ -18,11 +18,12 @@ REFERENCE = {
 def test_reference_table(capsys) -> None:
     assert main(["flops"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split() == ["model", "input", "params", "GMAC"]
+    assert lines[0].split() == ["model", "input", "params", "GMAC", "official"]
     rows = {cells[0]: cells[1:] for cells in (line.split() for line in lines[1:])}
     assert set(rows) == set(REFERENCE)
     for name, (shape, params, gmac) in REFERENCE.items():
-        got_shape, got_params, got_gmac = rows[name]
+        got_shape, got_params, got_gmac, official, _ = rows[name]
+        assert float(official) == gmac
         assert got_shape == shape
         assert int(got_params.replace(",", "")) == params
         assert float(got_gmac) == pytest.approx(gmac, rel=0.01)

@@ -25,15 +25,16 @@ class Spec:
     frames: int
     size: int
     num_classes: int | None = None
+    official_gmac: float | None = None
 
 
 #: The released reference configurations (paper Table 1/2): B/16 8x224 K400, B/16 16x224 SSv2
 #: (174 classes), L/14 8x224 K400 and L/14@336 8x336 K400.
 REFERENCE = (
-    Spec("uniformerv2_b16", 8, 224, 400),
-    Spec("uniformerv2_b16_ssv2", 16, 224, 174),
-    Spec("uniformerv2_l14", 8, 224, 400),
-    Spec("uniformerv2_l14_336", 8, 336, 400),
+    Spec("uniformerv2_b16", 8, 224, 400, 148.3),
+    Spec("uniformerv2_b16_ssv2", 16, 224, 174, 187.5),
+    Spec("uniformerv2_l14", 8, 224, 400, 666.2),
+    Spec("uniformerv2_l14_336", 8, 336, 400, 1568.2),
 )
 
 
@@ -79,10 +80,14 @@ def measure(spec: Spec) -> tuple[int, float]:
 
 
 def format_table(rows: list[tuple[Spec, int, float]]) -> str:
-    """Aligned text table: model, input (T x S), parameters, GMAC."""
-    lines = [("model", "input", "params", "GMAC")]
-    lines += [(s.name, f"{s.frames}x{s.size}", f"{p:,}", f"{g:.1f}") for s, p, g in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+    """Aligned text table: model, input (T x S), parameters, GMAC, and the official figure where known."""
+    lines = [("model", "input", "params", "GMAC", "official")]
+    lines += [
+        (s.name, f"{s.frames}x{s.size}", f"{p:,}", f"{g:.1f}",
+         f"{s.official_gmac:.1f} ({(g / s.official_gmac - 1) * 100:+.1f}%)" if s.official_gmac else "-")
+        for s, p, g in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(5)]
     return "\n".join(
         "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
         for line in lines
@@ -95,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     if args.models:
         specs = [resolve_spec(name, args.frames, args.size) for name in args.models]
     else:
-        specs = [Spec(s.name, args.frames or s.frames, args.size or s.size, s.num_classes) for s in REFERENCE]
+        specs = [
+            s if args.frames in (None, s.frames) and args.size in (None, s.size)
+            else Spec(s.name, args.frames or s.frames, args.size or s.size, s.num_classes)
+            for s in REFERENCE
+        ]
     print(format_table([(spec, *measure(spec)) for spec in specs]))
     return 0
