@@ -258,3 +258,46 @@ def test_torchcodec_truncated_never_returns_wrong_frames(videos, tmp_path, name,
         assert str(cut) in str(exc) and "\n" not in str(exc)
         return
     assert _indices_of(frames) == wanted
+
+
+def _write_with_cover(path, with_video: bool):
+    """An MP4/M4A holding an AAC track, a JPEG cover picture (attached_pic) and optionally H.264 video."""
+    import av
+    import av.stream
+    import numpy as np
+
+    out = av.open(str(path), "w", format="mp4")
+    cover = out.add_stream("mjpeg", rate=1)
+    cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+    cover.disposition = av.stream.Disposition.attached_pic
+    audio = out.add_stream("aac", rate=22050)
+    video = out.add_stream("libx264", rate=25) if with_video else None
+    if video is not None:
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+    picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24").reformat(format="yuvj420p")
+    for packet in [*cover.encode(picture), *cover.encode()]:
+        out.mux(packet)
+    samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+    samples.sample_rate = 22050
+    for packet in [*audio.encode(samples), *audio.encode()]:
+        out.mux(packet)
+    if video is not None:
+        from videogen import frame_image
+
+        for i in range(12):
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame_image(i, 64, 48), format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    out.close()
+    return path
+
+
+def test_cover_art_is_not_the_video(tmp_path):
+    music = _write_with_cover(tmp_path / "song.m4a", with_video=False)
+    with pytest.raises(VideoDecodeError, match="no video stream .*cover image"):
+        open_video(music).num_frames
+    clip = _write_with_cover(tmp_path / "clip.mp4", with_video=True)
+    reader = open_video(clip)
+    assert reader.num_frames == 12
+    assert _indices_of(reader.get_frames([11, 0, 5])) == [11, 0, 5]

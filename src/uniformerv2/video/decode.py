@@ -156,8 +156,22 @@ class _SeekUnusable(Exception):
     """Timestamps cannot be mapped to frame indices: decode from the start instead."""
 
 
+def _main_video_stream(container: Any) -> Any:
+    """The first video stream that is not a still picture (cover art is stored as a one-frame
+    "attached picture" video stream, e.g. in music files), or None."""
+    return next((s for s in container.streams.video if not _is_still(s)), None)
+
+
+def _is_still(stream: Any) -> bool:
+    import av.stream
+
+    flags = getattr(av.stream, "Disposition", None)
+    still = 0 if flags is None else flags.attached_pic | getattr(flags, "still_image", 0)
+    return bool(int(stream.disposition) & int(still))
+
+
 def _describe_streams(container: Any) -> str:
-    kinds = [s.type for s in container.streams]
+    kinds = ["cover image" if s.type == "video" and _is_still(s) else s.type for s in container.streams]
     return ", ".join(kinds) if kinds else "none"
 
 
@@ -222,7 +236,7 @@ class PyAVReader(VideoReader):
             # A container inherited through fork shares the parent's file offset: reopen.
             self._container = self._open_container()
             self._pid = os.getpid()
-        return self._container.streams.video[0]
+        return _main_video_stream(self._container)
 
     def _open_container(self) -> Any:
         import av
@@ -233,11 +247,11 @@ class PyAVReader(VideoReader):
             raise VideoDecodeError(self.path, f"not a readable video: header missing or corrupt ({exc.strerror})") from exc
         except (av.error.FFmpegError, OSError) as exc:
             raise VideoDecodeError(self.path, f"cannot open: {exc}") from exc
-        if not container.streams.video:
+        stream = _main_video_stream(container)
+        if stream is None:
             kinds = _describe_streams(container)
             container.close()
             raise VideoDecodeError(self.path, f"no video stream (streams: {kinds})")
-        stream = container.streams.video[0]
         if stream.codec_context is None:
             container.close()
             raise VideoDecodeError(self.path, "unsupported codec: FFmpeg has no decoder for this stream")
