@@ -29,6 +29,8 @@ FORMATS = {
     "vfr.mp4": dict(codec="libx264", vfr=True, gop=10),
     "odd_yuv444.mkv": dict(codec="libx264", width=97, height=61, pix_fmt="yuv444p"),
     "yuv420p10.mp4": dict(codec="libx264", pix_fmt="yuv420p10le", gop=10),
+    "h264_bframes.ts": dict(codec="libx264", gop=250, bframes=3),
+    "h264_gop10.ts": dict(codec="libx264", gop=10, bframes=2),
 }
 
 
@@ -301,3 +303,44 @@ def test_cover_art_is_not_the_video(tmp_path):
     reader = open_video(clip)
     assert reader.num_frames == 12
     assert _indices_of(reader.get_frames([11, 0, 5])) == [11, 0, 5]
+
+
+def _write_resolution_change(path):
+    """An MPEG-TS H.264 stream whose frames 0-9 are 64x48 and 10-19 are 96x72 (new SPS midway)."""
+    from fractions import Fraction
+
+    import av
+
+    def segment(first: int, width: int, height: int) -> list:
+        ctx = av.CodecContext.create("libx264", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+        ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+        ctx.options = {"repeat-headers": "1"}
+        packets = []
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(frame_image(first + i, width, height), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = i
+            packets += ctx.encode(frame)
+        packets += ctx.encode(None)
+        for packet in packets:  # keep the encoder's (B-frame) timestamps, shifted to the segment start
+            packet.pts, packet.dts = packet.pts + first, packet.dts + first
+        return packets
+
+    out = av.open(str(path), "w", format="mpegts")
+    stream = out.add_stream("h264", rate=25)
+    stream.width, stream.height = 64, 48
+    for packet in segment(0, 64, 48) + segment(10, 96, 72):
+        packet.stream, packet.time_base = stream, Fraction(1, 25)
+        out.mux(packet)
+    out.close()
+    return path
+
+
+def test_resolution_change_midway_keeps_the_first_size(tmp_path):
+    reader = open_video(_write_resolution_change(tmp_path / "change.ts"))
+    assert (reader.num_frames, reader.height, reader.width) == (20, 48, 64)
+    frames = reader.get_frames([0, 15, 19, 3])
+    assert frames.shape == (4, 48, 64, 3)
+    assert _indices_of(frames) == [0, 15, 19, 3]
+    assert [f.shape for f in reader.iter_frames(8, 12)] == [(48, 64, 3)] * 4

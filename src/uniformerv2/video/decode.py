@@ -144,11 +144,15 @@ class _FrameTable:
     Attributes:
         pts: presentation timestamp of frame i, in display order (stream time base).
         keyframes: display indices of the keyframes, sorted.
+        seek_ts: per keyframe, the timestamp to seek to: its decoding timestamp (the one container
+            indexes are built on; it is at or before the pts, so a backward seek never lands after
+            the keyframe), else its pts.
         complete: False when demuxing stopped early on a read error (a truncated file).
     """
 
     pts: list[int]
     keyframes: list[int]
+    seek_ts: list[int]
     complete: bool
 
 
@@ -214,6 +218,8 @@ class PyAVReader(VideoReader):
         self._pid: int | None = None
         self._table: _FrameTable | None = None
         self._rotation: int | None = None
+        self._size: tuple[int, int] | None = None
+        self._seekable = True
         _check_file(self.path)
         self._stream()
 
@@ -304,12 +310,14 @@ class PyAVReader(VideoReader):
             raise VideoDecodeError(self.path, "the video stream has no decodable frames (file truncated?)")
         if any(t is None for t in stamps) or len(set(stamps)) != len(stamps):
             # No usable timestamps: frames are found by counting from the start.
-            return _FrameTable(pts=list(range(len(stamps))), keyframes=[], complete=complete)
+            return _FrameTable(pts=list(range(len(stamps))), keyframes=[], seek_ts=[], complete=complete)
         order = sorted(range(len(stamps)), key=lambda j: stamps[j])  # type: ignore[arg-type, return-value]
         rank = {j: r for r, j in enumerate(order)}
+        keys = sorted((rank[j], j) for j, (_, _, key) in enumerate(packets) if key)
         return _FrameTable(
             pts=[stamps[j] for j in order],  # type: ignore[misc]
-            keyframes=sorted(rank[j] for j, (_, _, key) in enumerate(packets) if key),
+            keyframes=[r for r, _ in keys],
+            seek_ts=[packets[j][1] if packets[j][1] is not None else stamps[j] for _, j in keys],  # type: ignore[misc]
             complete=complete,
         )
 
@@ -357,10 +365,13 @@ class PyAVReader(VideoReader):
         return self._rotation
 
     def _output_size(self) -> tuple[int, int]:
-        """(height, width) of returned frames before rotation."""
-        ctx = self._stream().codec_context
-        h, w = int(ctx.height), int(ctx.width)
-        return _scaled_size(h, w, self.max_short_side)
+        """(height, width) of returned frames before rotation: the stream's size from its header,
+        limited by ``max_short_side``. Kept for the whole video, so frames of a stream that changes
+        resolution midway are rescaled to it (as the official decord reader does)."""
+        if self._size is None:
+            ctx = self._stream().codec_context
+            self._size = _scaled_size(int(ctx.height), int(ctx.width), self.max_short_side)
+        return self._size
 
     @property
     def height(self) -> int:
@@ -375,7 +386,7 @@ class PyAVReader(VideoReader):
     # -- decoding ----------------------------------------------------------------------------
 
     def _to_tensor(self, frame: Any) -> torch.Tensor:
-        h, w = _scaled_size(frame.height, frame.width, self.max_short_side)
+        h, w = self._output_size()
         if (h, w) != (frame.height, frame.width):
             frame = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR")
         image = torch.from_numpy(frame.to_ndarray(format="rgb24"))
@@ -397,7 +408,7 @@ class PyAVReader(VideoReader):
         """(index, av frame) after seeking to the keyframe with display index ``key``."""
         table = self._frame_table()
         stream = self._stream()
-        self._container.seek(table.pts[key], stream=stream, backward=True, any_frame=False)
+        self._container.seek(table.seek_ts[table.keyframes.index(key)], stream=stream, backward=True, any_frame=False)
         for frame in self._container.decode(stream):
             stamp = frame.pts if frame.pts is not None else frame.dts
             pos = bisect.bisect_left(table.pts, stamp) if stamp is not None else len(table.pts)
@@ -409,12 +420,13 @@ class PyAVReader(VideoReader):
         import av
 
         try:
-            if not self._frame_table().keyframes:
+            if not self._frame_table().keyframes or not self._seekable:
                 return self._decode_sequential(wanted)
             try:
                 return self._decode_seeking(wanted)
             except _SeekUnusable:
-                _logger.debug("%s: timestamps do not match the demux table; decoding from the start", self.path)
+                _logger.debug("%s: seeking does not reach the wanted frames; decoding from the start", self.path)
+                self._seekable = False
                 return self._decode_sequential(wanted)
         except av.error.FFmpegError as exc:
             raise VideoDecodeError(self.path, f"decoding failed: {exc}") from exc
@@ -455,9 +467,7 @@ class PyAVReader(VideoReader):
         for attempt in range(key_pos, -1, -1):
             frames = self._frames_from(keys[attempt])
             first = next(frames, None)
-            if first is None:
-                raise self._missing(target)
-            if first[0] > target:
+            if first is None or first[0] > target:
                 continue
             for index, frame in _chain(first, frames):
                 if index == wanted[pos]:
@@ -469,8 +479,8 @@ class PyAVReader(VideoReader):
                     if next_key > index + 1:
                         return pos
                 elif index > wanted[pos]:
-                    raise self._missing(wanted[pos])
-            raise self._missing(wanted[pos])
+                    raise _SeekUnusable  # a frame was skipped after the seek: let a full decode decide
+            raise _SeekUnusable
         raise _SeekUnusable
 
     def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[torch.Tensor]:
@@ -478,21 +488,36 @@ class PyAVReader(VideoReader):
 
         if start < 0:
             raise ValueError(f"start must be >= 0, got {start}")
+        expected = start
         try:
-            if start == 0 or not self._frame_table().keyframes:
-                frames = self._frames_sequential()
-            else:
-                keys = self._frame_table().keyframes
-                frames = self._frames_from(keys[max(bisect.bisect_right(keys, start) - 1, 0)])
-            for index, frame in frames:
+            for index, frame in self._frames_at(start):
                 if stop is not None and index >= stop:
                     return
-                if index >= start:
-                    yield self._to_tensor(frame)
+                if index < expected:
+                    continue
+                if index > expected:
+                    raise self._missing(expected)
+                yield self._to_tensor(frame)
+                expected += 1
         except av.error.FFmpegError as exc:
             raise VideoDecodeError(self.path, f"decoding failed: {exc}") from exc
         except _SeekUnusable as exc:
             raise VideoDecodeError(self.path, "cannot seek: frame timestamps are inconsistent") from exc
+        if stop is not None and expected < min(stop, self.num_frames):
+            raise self._missing(expected)
+
+    def _frames_at(self, start: int) -> Iterator[tuple[int, Any]]:
+        """(index, av frame) from the keyframe before ``start`` on, or from the first frame when
+        seeking cannot reach ``start``."""
+        keys = self._frame_table().keyframes
+        if start == 0 or not keys or not self._seekable:
+            return self._frames_sequential()
+        frames = self._frames_from(keys[max(bisect.bisect_right(keys, start) - 1, 0)])
+        first = next(frames, None)
+        if first is None or first[0] > start:
+            self._seekable = False
+            return self._frames_sequential()
+        return _chain(first, frames)
 
 
 def _tail_has_gap(stamps: list[int | None], limit: int | None) -> bool:
