@@ -56,3 +56,33 @@ def test_hub_repo_in_another_layout_is_refused(offline_hub) -> None:
     (snapshot / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="no model.safetensors"):
         uniformerv2.load_model("someone/other")
+
+
+def test_push_to_hub_uploads_our_layout(monkeypatch) -> None:
+    """push_to_hub creates the repo and uploads model.safetensors, config.json and a model card."""
+    import huggingface_hub
+
+    seen: dict = {}
+
+    class FakeApi:
+        def __init__(self, token=None) -> None:
+            seen["token"] = token
+
+        def create_repo(self, repo_id, private=False, exist_ok=False):
+            seen["repo"] = (repo_id, private, exist_ok)
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            from pathlib import Path
+
+            seen["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+            seen["config"] = (Path(folder_path) / "config.json").read_text()
+            return f"https://huggingface.co/{repo_id}/commit/abc"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    model = UniFormerV2(tiny())
+    model.pretrained_cfg = {"labels": list("abcde")}
+    url = uniformerv2.push_to_hub(model, "someone/tiny", private=True, token="t")
+    assert url.endswith("/commit/abc")
+    assert seen["repo"] == ("someone/tiny", True, True) and seen["token"] == "t"
+    assert seen["files"] == ["README.md", "config.json", "model.safetensors"]
+    assert '"id2label"' in seen["config"]

@@ -209,7 +209,7 @@ def plot_timeline(
     """Draw a timeline as a heatmap: the classes scoring most overall against time.
 
     Each column is a window centred on its middle; a cell is the class's score there (0 when
-    the class was not in that window's top-k). The file type follows the suffix (.png, .svg,
+    the class was not in that window's top-k); colours span 0 to the highest score shown. The file type follows the suffix (.png, .svg,
     .pdf, ...). The picture is written to a temporary file and renamed, so ``path`` is never
     left half-written. Needs matplotlib (``pip install uniformerv2[plot]``).
 
@@ -235,8 +235,9 @@ def plot_timeline(
     half = (centres[1] - centres[0]) / 2 if len(centres) > 1 else (spans[0][1] - spans[0][0]) / 2
     fig = Figure(figsize=(max(6.0, min(16.0, 0.15 * len(rows) + 4)), 1.2 + 0.35 * len(classes)), layout="constrained")
     ax = fig.add_subplot()
-    image = ax.imshow(
-        grid, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0.0, vmax=1.0,
+    peak = max((v for line in grid for v in line), default=0.0)
+    image = ax.imshow(  # colours span 0..the highest score, so low-confidence timelines stay readable
+        grid, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0.0, vmax=max(peak, 1e-6),
         extent=(centres[0] - half, centres[-1] + half, len(classes) - 0.5, -0.5),
     )
     ax.set_yticks(range(len(classes)), classes)
