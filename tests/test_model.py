@@ -235,3 +235,15 @@ def test_flops_formula_on_a_tiny_model() -> None:
     head = c * 5
     expected = b * (stem + 3 * block + dpe + glob + head)
     assert count_flops(model, (1, 3, 4, 32, 32))["gmac"] * 1e9 == pytest.approx(expected, rel=1e-9)
+
+
+def test_position_embedding_resize_preserves_constant_and_class_token() -> None:
+    model = UniFormerV2(tiny())
+    with torch.no_grad():
+        model.positional_embedding[1:] = 0.25
+        model.positional_embedding[0] = -1.0
+    for grid in ((2, 2), (3, 5), (8, 8)):
+        pe = model._pos_embed(grid)
+        assert pe.shape == (1 + grid[0] * grid[1], 64)
+        torch.testing.assert_close(pe[0], torch.full((64,), -1.0))
+        torch.testing.assert_close(pe[1:], torch.full_like(pe[1:], 0.25))

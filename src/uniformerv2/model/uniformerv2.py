@@ -73,13 +73,14 @@ class UniFormerV2(nn.Module):
 
     # ----------------------------------------------------------------------------- embedding
     def _pos_embed(self, grid: tuple[int, int]) -> torch.Tensor:
-        """Spatial position embedding for a (h, w) grid, bicubically interpolated when needed."""
+        """Spatial position embedding for a (h, w) grid, resized when needed as open_clip does
+        (bicubic, align_corners=False, antialiased)."""
         pe = self.positional_embedding
         side = math.isqrt(pe.shape[0] - 1)
         if grid == (side, side):
             return pe
         patch = pe[1:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
-        patch = F.interpolate(patch, size=grid, mode="bicubic", align_corners=False)
+        patch = F.interpolate(patch, size=grid, mode="bicubic", align_corners=False, antialias=True)
         return torch.cat([pe[:1], patch.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(pe.dtype)])
 
     def _check_input(self, x: torch.Tensor) -> None:
