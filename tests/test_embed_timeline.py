@@ -129,7 +129,7 @@ def test_timeline_streams_with_bounded_memory(model, monkeypatch) -> None:
         return out
 
     monkeypatch.setattr(timeline_module, "short_side_resize", tracked)
-    monkeypatch.setattr(timeline_module, "open_source", lambda video, index: video)
+    monkeypatch.setattr(timeline_module, "open_source", lambda video, index, decode_short_side=None: video)
     rows = timeline(_EndlessReader(2000), model, window=8, stride=8, batch_size=64)
     assert len(rows) == 250
     assert peak[0] <= 2 * 8  # preprocessed frames alive at once: about one window, never the video

@@ -150,3 +150,16 @@ def test_bad_arrays_are_rejected(official_model) -> None:
         predict(np.zeros((4, 32, 32, 3), np.float32), official_model)
     with pytest.raises(ValueError, match="views"):
         predict(np.zeros((4, 32, 32, 3), np.uint8), official_model, views="4x2")
+
+
+def test_decode_short_side_scales_frames_and_stays_close(official_model, make_test_video) -> None:
+    from uniformerv2.inference.engine import open_source
+
+    big = make_test_video("big.mp4", num_frames=12, width=160, height=120)
+    with open_source(big, 0, decode_short_side=48) as reader:
+        assert (reader.height, reader.width) == (48, 64)
+    exact = {d["label"]: d["score"] for d in predict(big, official_model, views=(1, 3), top_k=None)}
+    fast = {d["label"]: d["score"] for d in predict(big, official_model, views=(1, 3), top_k=None, decode_short_side=48)}
+    assert exact.keys() == fast.keys()
+    assert max(abs(exact[k] - fast[k]) for k in exact) < 0.05
+    assert exact != fast  # pixels differ slightly from the full-resolution path

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from uniformerv2.cli.predict import add_model_args, guarded, load_cli_model
+from uniformerv2.cli.predict import add_decode_arg, add_model_args, guarded, load_cli_model
 from uniformerv2.errors import VideoDecodeError
 from uniformerv2.inference.distributed import write_json
 from uniformerv2.inference._timeline import plot_timeline, timeline
@@ -43,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     parser.add_argument("--batch-size", type=int, default=8, help="most views per forward pass (default 8)")
     parser.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="mixed precision")
+    add_decode_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -73,5 +74,6 @@ def _rows(args: argparse.Namespace, model: Any) -> list[dict[str, Any]]:
     return timeline(
         args.video, model, window=args.window, stride=args.stride, window_seconds=args.window_seconds,
         stride_seconds=args.stride_seconds, fps_override=args.fps, crops=args.crops, top_k=args.top_k,
-        batch_size=args.batch_size, device=args.device, amp_dtype=args.amp, progress=sys.stderr.isatty(),
+        batch_size=args.batch_size, device=args.device, amp_dtype=args.amp, decode_short_side=args.decode_short_side,
+        progress=sys.stderr.isatty(),
     )

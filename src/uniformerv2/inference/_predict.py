@@ -45,6 +45,7 @@ def predict_many(
     num_workers: int = 0,
     device: str | torch.device | None = None,
     amp_dtype: torch.dtype | str | None = None,
+    decode_short_side: int | None = None,
     progress: bool = False,
 ) -> Iterator[Result]:
     """Classify many videos, yielding one :class:`Result` per video as it completes.
@@ -63,7 +64,10 @@ def predict_many(
     def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"probs": net(x).float().softmax(dim=-1)}
 
-    stream = run_views(videos, cfg, forward, device=dev, batch_size=batch_size, num_workers=num_workers, amp_dtype=amp_dtype)
+    stream = run_views(
+        videos, cfg, forward, device=dev, batch_size=batch_size, num_workers=num_workers, amp_dtype=amp_dtype,
+        decode_short_side=decode_short_side,
+    )
     for result in tqdm(stream, total=len(videos), disable=not progress, unit="video"):
         if result.ok:
             result.value = top_classes(result.value["probs"].mean(dim=0), labels, top_k)
@@ -80,6 +84,7 @@ def predict(
     num_workers: int = 0,
     device: str | torch.device | None = None,
     amp_dtype: torch.dtype | str | None = None,
+    decode_short_side: int | None = None,
     progress: bool = False,
     return_errors: bool = False,
 ) -> Prediction | list[Prediction | Exception]:
@@ -98,6 +103,9 @@ def predict(
         device: "cuda", "mps", "cpu", ...; a given model is moved there (in place). None keeps
             a given model's device, or picks cuda, then mps, then cpu for a model loaded here.
         amp_dtype: run under autocast with ``torch.bfloat16``/"bf16" or ``torch.float16``/"fp16".
+        decode_short_side: decode video files with their short side scaled down to at most this
+            many pixels (FFmpeg, bilinear), which saves time and memory on 1080p/4K inputs but
+            changes pixels slightly from the official full-resolution pipeline; None (default) is exact.
         progress: show a tqdm bar over videos.
         return_errors: put a :class:`~uniformerv2.errors.VideoDecodeError` in place of a failed
             video's list instead of raising.
@@ -113,7 +121,7 @@ def predict(
     out: list[Prediction | Exception | None] = [None] * len(items)
     for result in predict_many(
         items, model, views=views, top_k=top_k, batch_size=batch_size, num_workers=num_workers,
-        device=device, amp_dtype=amp_dtype, progress=progress,
+        device=device, amp_dtype=amp_dtype, decode_short_side=decode_short_side, progress=progress,
     ):
         if result.ok:
             out[result.index] = result.value
@@ -134,6 +142,7 @@ def embed_many(
     num_workers: int = 0,
     device: str | torch.device | None = None,
     amp_dtype: torch.dtype | str | None = None,
+    decode_short_side: int | None = None,
     progress: bool = False,
 ) -> Iterator[Result]:
     """Embed many videos, yielding one :class:`Result` per video as it completes.
@@ -157,7 +166,10 @@ def embed_many(
         tokens.update({f"patches.{i}": t for i, t in out["patches"].items()})
         return {"features": out["features"], **tokens}
 
-    stream = run_views(videos, cfg, forward, device=dev, batch_size=batch_size, num_workers=num_workers, amp_dtype=amp_dtype)
+    stream = run_views(
+        videos, cfg, forward, device=dev, batch_size=batch_size, num_workers=num_workers, amp_dtype=amp_dtype,
+        decode_short_side=decode_short_side,
+    )
     for result in tqdm(stream, total=len(videos), disable=not progress, unit="video"):
         if result.ok:
             result.value = _embedding(result.value, middle, keep is not None)
@@ -187,6 +199,7 @@ def embed(
     num_workers: int = 0,
     device: str | torch.device | None = None,
     amp_dtype: torch.dtype | str | None = None,
+    decode_short_side: int | None = None,
     progress: bool = False,
 ) -> Any:
     """Pooled video embeddings, averaged over the test views.
@@ -219,7 +232,7 @@ def embed(
     values: list[Any] = [None] * len(items)
     for result in embed_many(
         items, model, views=views, layers=layers, batch_size=batch_size, num_workers=num_workers,
-        device=device, amp_dtype=amp_dtype, progress=progress,
+        device=device, amp_dtype=amp_dtype, decode_short_side=decode_short_side, progress=progress,
     ):
         result.raise_error()
         values[result.index] = result.value

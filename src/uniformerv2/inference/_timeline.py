@@ -127,6 +127,7 @@ def timeline(
     batch_size: int = 8,
     device: str | torch.device | None = None,
     amp_dtype: torch.dtype | str | None = None,
+    decode_short_side: int | None = None,
     progress: bool = False,
 ) -> list[Row]:
     """Classify a long video window by window.
@@ -144,6 +145,7 @@ def timeline(
         batch_size: most views per forward pass.
         device: as for :func:`uniformerv2.inference.predict`.
         amp_dtype: as for :func:`uniformerv2.inference.predict`.
+        decode_short_side: as for :func:`uniformerv2.inference.predict`.
         progress: show a tqdm bar over windows.
 
     Returns:
@@ -158,7 +160,7 @@ def timeline(
         raise ValueError(f"crops must be 1 or 3, got {crops}")
     net, dev = resolve_model(model, device)
     cfg, labels = view_config(net), model_labels(net)
-    with open_source(video, 0) as reader:
+    with open_source(video, 0, decode_short_side) as reader:
         fps = float(fps_override) if fps_override else reader.fps
         window, stride = _resolve_lengths(fps, cfg, window, stride, window_seconds, stride_seconds)
         starts = _frames_to_windows(reader.num_frames, window, stride)

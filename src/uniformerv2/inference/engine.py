@@ -178,11 +178,15 @@ def describe(video: VideoLike, index: int) -> str:
     return f"<array {index}>" if isinstance(video, (np.ndarray, torch.Tensor)) else os.fspath(video)
 
 
-def open_source(video: VideoLike, index: int) -> VideoReader:
-    """A reader for a path (PyAV or frame folder) or for in-memory frames."""
+def open_source(video: VideoLike, index: int, decode_short_side: int | None = None) -> VideoReader:
+    """A reader for a path (PyAV or frame folder) or for in-memory frames.
+
+    ``decode_short_side`` limits the short side of frames decoded from video files (see
+    :func:`uniformerv2.video.open_video`'s ``max_short_side``); None decodes at full resolution.
+    """
     if isinstance(video, (np.ndarray, torch.Tensor)):
         return ArrayReader(video, name=describe(video, index))
-    return open_video(video)
+    return open_video(video, max_short_side=decode_short_side)
 
 
 class ViewDataset(Dataset):
@@ -194,18 +198,20 @@ class ViewDataset(Dataset):
     Args:
         videos: paths or frame arrays.
         cfg: sampling, crop size, normalisation and views.
+        decode_short_side: see :func:`open_source`.
     """
 
-    def __init__(self, videos: Sequence[VideoLike], cfg: PreprocessConfig) -> None:
+    def __init__(self, videos: Sequence[VideoLike], cfg: PreprocessConfig, decode_short_side: int | None = None) -> None:
         self.videos = videos
         self.cfg = cfg
+        self.decode_short_side = decode_short_side
 
     def __len__(self) -> int:
         return len(self.videos)
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
         try:
-            with open_source(self.videos[index], index) as reader:
+            with open_source(self.videos[index], index, self.decode_short_side) as reader:
                 return index, extract_views(reader, self.cfg), None
         except VideoDecodeError as exc:
             return index, None, exc.reason
@@ -235,6 +241,7 @@ def run_views(
     batch_size: int = 12,
     num_workers: int = 0,
     amp_dtype: torch.dtype | str | None = None,
+    decode_short_side: int | None = None,
 ) -> Iterator[Result]:
     """Decode every video, run all its views through ``forward`` and yield per-video outputs.
 
@@ -251,6 +258,7 @@ def run_views(
         batch_size: most views per forward pass.
         num_workers: DataLoader worker processes.
         amp_dtype: autocast dtype, or None for the model's own precision.
+        decode_short_side: see :func:`open_source`.
 
     Yields:
         :class:`Result` whose ``value`` is a dict of (V, ...) float tensors on the CPU, in the
@@ -260,7 +268,7 @@ def run_views(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     _check_arrays(videos)
     loader = DataLoader(
-        ViewDataset(videos, cfg),
+        ViewDataset(videos, cfg, decode_short_side),
         batch_size=None,
         num_workers=num_workers,
         collate_fn=_unbatched,
