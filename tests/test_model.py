@@ -247,3 +247,14 @@ def test_position_embedding_resize_preserves_constant_and_class_token() -> None:
         assert pe.shape == (1 + grid[0] * grid[1], 64)
         torch.testing.assert_close(pe[0], torch.full((64,), -1.0))
         torch.testing.assert_close(pe[1:], torch.full_like(pe[1:], 0.25))
+
+
+def test_torch_export_with_dynamic_batch() -> None:
+    """No in-place writes on views and no Python-side shape guesses: torch.export traces the model."""
+    from torch.export import Dim
+
+    model = randomise(UniFormerV2(tiny(local_mhra="double", temporal_downsample=True))).eval()
+    program = torch.export.export(model, (video(t=4),), dynamic_shapes=({0: Dim("batch", min=1, max=64)},))
+    x = video(b=5, t=4, seed=3)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), model(x))
