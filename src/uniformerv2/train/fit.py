@@ -1,0 +1,224 @@
+"""``fit(config)``: the whole fine-tuning run, from one CPU process to many GPU nodes
+(official ``train_net.train``, §4.1).
+
+Order: join the process group -> write the resolved config -> check the annotation lists -> build
+the model (weights, head policy, freezing) -> AdamW -> resume -> DDP -> per epoch: train, validate
+(every ``eval.period`` epochs and after the last), save ``last.pt`` and, on a strictly better
+val top-1, ``best.pt``, rewrite ``metrics.jsonl`` and ``curves.png`` -> export the best model in
+the release format (``best_model/``) -> multi-view test of the best model (``test_metrics.json``).
+
+Only rank 0 writes files; every rank reads ``best.pt`` at the end, so with several nodes the
+output directory must be on a shared filesystem (as it must for resuming).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from uniformerv2.inference.distributed import atomic_write_text
+from uniformerv2.model.uniformerv2 import UniFormerV2
+from uniformerv2.train import checkpoint as ckpt
+from uniformerv2.train.builder import build_model
+from uniformerv2.train.config import TrainConfig, per_process_batch
+from uniformerv2.train.curves import CURVES, METRICS, plot_curves, read_metrics, write_metrics
+from uniformerv2.train.data import VideoListDataset, build_loader, read_annotations
+from uniformerv2.train.distributed import DistContext, barrier, cleanup, init_distributed, unwrap, wrap_model
+from uniformerv2.train.engine import evaluate, make_scaler, resolve_amp, test_multiview, train_one_epoch
+from uniformerv2.train.optim import build_optimizer
+from uniformerv2.weights.hub import save_pretrained
+
+__all__ = ["FitResult", "fit", "CONFIG_FILE", "BEST_MODEL_DIR", "TEST_METRICS"]
+
+_logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "train_config.json"
+BEST_MODEL_DIR = "best_model"
+TEST_METRICS = "test_metrics.json"
+
+
+@dataclass
+class FitResult:
+    """What a run produced.
+
+    Attributes:
+        model: the unwrapped model with the weights of the last epoch.
+        history: one record per epoch (what ``metrics.jsonl`` holds).
+        best_top1: best validation top-1 (%), -1.0 without validation.
+        best_epoch: 0-based epoch of ``best_top1`` (-1 without validation).
+        test: final multi-view test metrics of the best model, or None.
+        output_dir: the run directory.
+    """
+
+    model: UniFormerV2
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_top1: float = -1.0
+    best_epoch: int = -1
+    test: dict[str, float] | None = None
+    output_dir: Path = Path(".")
+
+
+def fit(config: TrainConfig) -> FitResult:
+    """Run the fine-tuning described by ``config`` (see the module docstring).
+
+    Launch it under ``torchrun`` for several processes; without torchrun it trains in this
+    process on ``config.device``.
+    """
+    ctx = init_distributed(config.device)
+    try:
+        return _run(config, ctx)
+    finally:
+        cleanup(ctx)
+
+
+def _datasets(config: TrainConfig) -> tuple[VideoListDataset, VideoListDataset | None]:
+    data, classes = config.data, config.model.num_classes
+    if not data.train_list:
+        raise ValueError("data.train_list is empty: give the training annotation file")
+    preprocess = data.preprocess()
+    common = dict(frame_template=data.frame_template, seed=config.seed, skip_bad_videos=data.skip_bad_videos)
+    train = VideoListDataset(read_annotations(data.train_list, data, classes), preprocess, "train", aug=config.aug, **common)
+    val = None
+    if data.val_list:
+        val = VideoListDataset(read_annotations(data.val_list, data, classes), preprocess, "val", **common)
+    return train, val
+
+
+def _resume(
+    path: Path, model: UniFormerV2, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, config: TrainConfig
+) -> tuple[int, float, int]:
+    """Restore a training state; returns (first epoch to run, best top-1, best epoch)."""
+    state = ckpt.load_state(path)
+    if json.loads(state["config"]) != config.to_dict():
+        _logger.warning("%s was written with a different config; continuing with the current one", path)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    ckpt.set_rng_state(state["rng"])
+    _logger.info("resumed from %s after epoch %d", path, state["epoch"] + 1)
+    return state["epoch"] + 1, float(state["best_top1"]), int(state["best_epoch"])
+
+
+def _state(model: UniFormerV2, optimizer: Any, scaler: Any, epoch: int, best: tuple[float, int], config: TrainConfig) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "epoch": epoch,
+        "best_top1": best[0],
+        "best_epoch": best[1],
+        "rng": ckpt.rng_state(),
+        "config": config.to_json(),
+    }
+
+
+def _log_epoch(record: dict[str, Any], epochs: int) -> None:
+    val = f" | val loss {record['val_loss']:.4f} top1 {record['val_top1']:.2f}" if "val_loss" in record else ""
+    skipped = f" | {record['train_skipped']} bad videos skipped" if record["train_skipped"] else ""
+    _logger.info(
+        "epoch %d/%d | train loss %.4f top1 %.2f%s | lr %.3g | %.1f s%s",
+        record["epoch"] + 1, epochs, record["train_loss"], record["train_top1"], val, record["lr"], record["seconds"], skipped,
+    )
+
+
+def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
+    out = Path(config.output_dir)
+    if ctx.is_primary:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / CONFIG_FILE, config.to_json() + "\n")
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    amp = resolve_amp(config.optim.amp, ctx.device)
+    train_set, val_set = _datasets(config)
+    model = build_model(config).to(ctx.device)
+    optimizer = build_optimizer(model, config.optim)
+    scaler = make_scaler(amp, ctx.device)
+    start, best = 0, (-1.0, -1)
+    resume_path = ckpt.find_resume(config.resume, out)
+    if resume_path is not None:
+        start, best_top1, best_epoch = _resume(resume_path, model, optimizer, scaler, config)
+        best = (best_top1, best_epoch)
+    net = wrap_model(model, ctx)
+    batch = per_process_batch(config.optim, ctx.world_size)
+    workers = config.data.num_workers
+    train_loader = build_loader(train_set, batch, ctx, num_workers=workers, seed=config.seed)
+    if len(train_loader) == 0:
+        raise ValueError(f"{len(train_set)} training videos over {ctx.world_size} process(es) fill no batch of {batch}")
+    val_loader = None
+    if val_set is not None:
+        val_loader = build_loader(val_set, config.eval.batch_size or batch, ctx, num_workers=workers)
+    history = read_metrics(out / METRICS, before_epoch=start) if ctx.is_primary else []
+    for epoch in range(start, config.optim.epochs):
+        train_set.set_epoch(epoch)
+        train_loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        stats = train_one_epoch(
+            net, train_loader, optimizer, scaler, config.optim, epoch, ctx, amp=amp, progress=config.progress
+        )
+        record: dict[str, Any] = {"epoch": epoch, "lr": stats["lr"], "seconds": stats["seconds"], "train_skipped": stats["skipped"]}
+        record.update({f"train_{k}": stats[k] for k in ("loss", "top1", "top5")})
+        improved = False
+        due = (epoch + 1) % config.eval.period == 0 or epoch + 1 == config.optim.epochs
+        if val_loader is not None and due:
+            val = evaluate(net, val_loader, ctx, progress=config.progress)
+            record.update({f"val_{k}": val[k] for k in ("loss", "top1", "top5")})
+            improved = val["top1"] > best[0]
+            if improved:
+                best = (val["top1"], epoch)
+        history.append(record)
+        if ctx.is_primary:
+            _save_epoch(out, model, optimizer, scaler, epoch, best, config, improved, history)
+            _log_epoch(record, config.optim.epochs)
+    barrier(ctx)
+    best_model = _best_model(model, out, ctx)
+    if ctx.is_primary:
+        save_pretrained(best_model, out / BEST_MODEL_DIR)
+    test = _final_test(best_model, config, ctx, batch) if config.eval.final_test else None
+    if test is not None and ctx.is_primary:
+        atomic_write_text(out / TEST_METRICS, json.dumps(test, indent=2) + "\n")
+        _logger.info("test (%dx%d views): top1 %.2f top5 %.2f over %d videos", config.eval.test_clips, config.eval.test_crops, test["top1"], test["top5"], test["count"])
+    return FitResult(model, history, best[0], best[1], test, out)
+
+
+def _save_epoch(
+    out: Path, model: UniFormerV2, optimizer: Any, scaler: Any, epoch: int, best: tuple[float, int],
+    config: TrainConfig, improved: bool, history: list[dict[str, Any]],
+) -> None:
+    state = _state(model, optimizer, scaler, epoch, best, config)
+    ckpt.save_state(out / ckpt.LAST, state)
+    if improved:
+        ckpt.save_state(out / ckpt.BEST, state)
+    write_metrics(history, out / METRICS)
+    try:
+        plot_curves(history, out / CURVES)
+    except ImportError:
+        _logger.warning("matplotlib is not installed: %s not written (pip install 'uniformerv2[plot]')", CURVES)
+
+
+def _best_model(model: UniFormerV2, out: Path, ctx: DistContext) -> UniFormerV2:
+    """A copy of ``model`` with the weights of ``best.pt`` (the last weights when there is none)."""
+    best = copy.deepcopy(unwrap(model))
+    path = out / ckpt.BEST
+    if path.is_file():
+        best.load_state_dict(ckpt.load_state(path, map_location=ctx.device)["model"])
+    return best.eval()
+
+
+def _final_test(model: UniFormerV2, config: TrainConfig, ctx: DistContext, batch: int) -> dict[str, float] | None:
+    """Multi-view test on ``data.test_list`` (the val list when empty)."""
+    data = config.data
+    source = data.test_list or data.val_list
+    if not source:
+        return None
+    items = read_annotations(source, data, config.model.num_classes)
+    preprocess = data.preprocess(config.eval.test_clips, config.eval.test_crops)
+    dataset = VideoListDataset(items, preprocess, "test", frame_template=data.frame_template, skip_bad_videos=data.skip_bad_videos)
+    views = config.eval.test_clips * config.eval.test_crops
+    loader = build_loader(dataset, max(1, (config.eval.batch_size or batch) // views), ctx, num_workers=data.num_workers)
+    return test_multiview(model, loader, ctx, progress=config.progress)
