@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-_COMMANDS = ("predict", "embed", "timeline", "check_videos", "convert", "flops", "zoo")
+_COMMANDS = ("predict", "embed", "timeline", "check_videos", "convert", "flops", "zoo", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
