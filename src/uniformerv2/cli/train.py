@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rank = dist_env()[0]
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    from uniformerv2.train.fit import fit
+    from uniformerv2.train.trainer import fit
 
     try:
         fit(config)

@@ -4,7 +4,7 @@ The entry point is :func:`fit` with a :class:`TrainConfig` (built from a preset,
 file and dotted overrides); ``uniformerv2 train`` is a thin command line over it. The pieces are
 usable on their own: :mod:`.data` (lists, datasets, collate), :mod:`.optim` (param groups, lr),
 :mod:`.engine` (``train_one_epoch``, ``evaluate``, ``test_multiview``), :mod:`.checkpoint`
-(training state), :mod:`.distributed` (torchrun) and :mod:`.curves` (metrics and plot).
+(training state), :mod:`.distributed` (torchrun) and :mod:`.curves` (metrics and plot); :mod:`.trainer` holds :func:`fit`.
 """
 
 from uniformerv2.train.builder import build_model, init_from_checkpoint
@@ -23,7 +23,7 @@ from uniformerv2.train.config import (
     per_process_batch,
 )
 from uniformerv2.train.engine import evaluate, test_multiview, train_one_epoch
-from uniformerv2.train.fit import FitResult, fit
+from uniformerv2.train.trainer import FitResult, fit
 from uniformerv2.train.optim import build_optimizer, lr_at, param_groups
 
 __all__ = [
