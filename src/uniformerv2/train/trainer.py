@@ -161,7 +161,8 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
         stats = train_one_epoch(
             net, train_loader, optimizer, scaler, config.optim, epoch, ctx, amp=amp, progress=config.progress
         )
-        record: dict[str, Any] = {"epoch": epoch, "lr": stats["lr"], "seconds": stats["seconds"], "train_skipped": stats["skipped"]}
+        record: dict[str, Any] = {"epoch": epoch, "lr": stats["lr"], "seconds": stats["seconds"], "train_skipped": stats["skipped"],
+                                  "train_clips": stats["count"]}
         record.update({f"train_{k}": stats[k] for k in ("loss", "top1", "top5")})
         improved = False
         due = (epoch + 1) % config.eval.period == 0 or epoch + 1 == config.optim.epochs
