@@ -238,3 +238,10 @@ def test_head_policies_reinit_map_keep(tmp_path: Path) -> None:
     kept = make_tiny_model(num_classes=710, seed=3)
     init_from_checkpoint(kept, str(path), "keep")
     assert torch.equal(kept.head.fc.weight, sd["head.fc.weight"])
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs" / "train").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_config_files_load(path: Path) -> None:
+    pytest.importorskip("yaml")
+    cfg = load_config(path)
+    assert cfg.data.train_list and cfg.output_dir.startswith("runs/")
