@@ -161,9 +161,8 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
         stats = train_one_epoch(
             net, train_loader, optimizer, scaler, config.optim, epoch, ctx, amp=amp, progress=config.progress
         )
-        record: dict[str, Any] = {"epoch": epoch, "lr": stats["lr"], "seconds": stats["seconds"], "train_skipped": stats["skipped"],
-                                  "train_clips": stats["count"]}
-        record.update({f"train_{k}": stats[k] for k in ("loss", "top1", "top5")})
+        record: dict[str, Any] = {"epoch": epoch, "lr": stats["lr"], "seconds": stats["seconds"]}
+        record.update({f"train_{k}": stats[k] for k in ("loss", "top1", "top5", "skipped")}, train_clips=stats["count"])
         improved = False
         due = (epoch + 1) % config.eval.period == 0 or epoch + 1 == config.optim.epochs
         if val_loader is not None and due:
