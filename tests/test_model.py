@@ -258,3 +258,12 @@ def test_torch_export_with_dynamic_batch() -> None:
     x = video(b=5, t=4, seed=3)
     with torch.no_grad():
         torch.testing.assert_close(program.module()(x), model(x))
+
+
+def test_drop_path_is_per_clip_in_the_backbone() -> None:
+    """All T' frames of a clip share one keep/drop draw."""
+    torch.manual_seed(1)
+    layer = DropPath(0.5).train()
+    out = layer(torch.ones(40 * 4, 3, 5), group=4).reshape(40, -1)
+    assert torch.all(out.min(1).values == out.max(1).values)
+    assert 0 < (out[:, 0] == 0).sum() < 40

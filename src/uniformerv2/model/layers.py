@@ -29,23 +29,25 @@ class QuickGELU(nn.Module):
 
 
 class DropPath(nn.Module):
-    """Stochastic depth that drops the whole residual branch of a sample.
+    """Stochastic depth that drops the whole residual branch of a video clip.
 
     The official code applies timm's DropPath to sequence-first tensors, so it drops tokens
-    (backbone) or the whole batch (global blocks) instead of samples; see docs/architecture.md.
-    Here the mask is drawn per sample (dim 0 of the batch-first tensor).
+    (backbone) or the whole batch (global blocks) instead of clips; see docs/architecture.md.
+    Here one keep/drop draw is made per clip: ``group`` consecutive rows of dim 0 (the T' frames
+    of a clip in the backbone's (B*T', L, C) layout) share it.
     """
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
         self.p = p
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, group: int = 1) -> torch.Tensor:
+        """x: (N*group, ...) -> x with each clip's rows kept (scaled by 1/(1-p)) or zeroed."""
         if self.p == 0.0 or not self.training:
             return x
         keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
+        mask = x.new_empty((x.shape[0] // group,) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask.repeat_interleave(group, dim=0) / keep
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -77,7 +77,7 @@ class LocalUniBlock(nn.Module):
         """x: (B*T', 1+h*w, C) frame-major tokens (index b*T'+t) -> same shape."""
         if self.lmhra1 is not None:
             x = self._local(self.lmhra1, x, frames, grid)
-        x = x + self.drop_path(self.attn(self.ln_1(x)))
+        x = x + self.drop_path(self.attn(self.ln_1(x)), frames)
         if self.lmhra2 is not None:
             x = self._local(self.lmhra2, x, frames, grid)
-        return x + self.drop_path(self.mlp(self.ln_2(x)))
+        return x + self.drop_path(self.mlp(self.ln_2(x)), frames)
