@@ -6,11 +6,11 @@ import csv
 import json
 
 import pytest
+from videogen import make_audio, make_video
 
 from uniformerv2.cli.main import main
 from uniformerv2.video import check_videos
 from uniformerv2.video.check import check_video, read_path_list
-from videogen import make_audio, make_video
 
 
 @pytest.fixture()

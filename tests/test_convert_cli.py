@@ -59,7 +59,7 @@ def test_mmaction2_to_ours_with_label_permutation(capsys, tmp_path, make_test_vi
 
 
 def test_ours_to_mmaction2_and_subset_of_classes(capsys, tmp_path, make_test_video) -> None:
-    video = make_test_video(num_frames=20)
+    make_test_video(num_frames=20)
     src = save_official(make_tiny_model(), tmp_path / "tiny.pyth")
     labels = _write_labels(tmp_path / "labels.txt", TINY_LABELS)
     subset = _write_labels(tmp_path / "subset.txt", ["eating", "archery"])

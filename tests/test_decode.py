@@ -10,12 +10,12 @@ import random
 import numpy as np
 import pytest
 import torch
+from videogen import decode_index, frame_image, make_audio, make_video, write_frame_folder
 
 from uniformerv2.errors import VideoDecodeError
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.video import load_clip, open_video, segment_indices
 from uniformerv2.video.decode import FrameFolderReader, PyAVReader
-from videogen import decode_index, frame_image, make_audio, make_video, write_frame_folder
 
 N = 40
 FORMATS = {

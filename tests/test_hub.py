@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_model import randomise, tiny, video
 
 import uniformerv2
 from uniformerv2 import CheckpointError, DownloadError, UniFormerV2
 from uniformerv2.weights import save_pretrained
-
-from test_model import randomise, tiny, video
 
 
 def _fill_hub_cache(root, repo_id: str, model: UniFormerV2) -> None:

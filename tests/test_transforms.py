@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from videogen import decode_index, make_video
 
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.video import extract_views, open_video, segment_indices
 from uniformerv2.video import transforms as T
-from videogen import decode_index, make_video
 
 
 def _frames(t, h, w, seed=0):

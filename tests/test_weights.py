@@ -8,10 +8,11 @@ import pickle
 
 import pytest
 import torch
+from test_model import randomise, tiny, video
 from torch import nn
 
 import uniformerv2
-from uniformerv2 import CheckpointError, UniFormerV2, UniFormerV2Config, load_weights
+from uniformerv2 import CheckpointError, UniFormerV2, load_weights
 from uniformerv2.weights import (
     detect_format,
     from_ours,
@@ -23,8 +24,6 @@ from uniformerv2.weights import (
     to_ours,
 )
 from uniformerv2.zoo import load_label_map, load_labels
-
-from test_model import randomise, tiny, video
 
 
 def official_file(tmp_path, model: UniFormerV2, wrapped: bool = False):

@@ -10,15 +10,17 @@ classes keeps only those rows.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from uniformerv2.atomic import atomic_torch_save
 from uniformerv2.cli.predict import guarded
-from uniformerv2.weights import from_ours, label_permutation, permute_head, save_pretrained
+from uniformerv2.weights import (
+    from_ours,
+    label_permutation,
+    permute_head,
+    save_pretrained,
+)
 
 _EXAMPLE = """examples:
   uniformerv2 convert k400+k710_uniformerv2_b16_8x224.pyth b16-k400/          # official -> ours
@@ -85,18 +87,6 @@ def relabel(model: Any, labels: list[str], target: list[str]) -> None:
     model.pretrained_cfg["labels"] = list(target)
 
 
-def _save_torch(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write(model: Any, dst: str, fmt: str) -> None:
     """Write ``model`` as our directory, a flat official state dict, or ``{"state_dict": ...}`` (MMAction2)."""
     if fmt == "ours":
@@ -104,7 +94,7 @@ def write(model: Any, dst: str, fmt: str) -> None:
         return
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     converted = from_ours(state, fmt)
-    _save_torch(converted if fmt == "official" else {"state_dict": converted}, Path(dst))
+    atomic_torch_save(converted if fmt == "official" else {"state_dict": converted}, Path(dst))
 
 
 @guarded

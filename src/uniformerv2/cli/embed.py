@@ -11,11 +11,18 @@ from typing import Any
 
 import numpy as np
 
-from uniformerv2.cli.predict import add_model_args, add_run_args, guarded, load_cli_model, run_options, sharded_or_local
+from uniformerv2.cli.predict import (
+    add_model_args,
+    add_run_args,
+    guarded,
+    load_cli_model,
+    run_options,
+    sharded_or_local,
+)
+from uniformerv2.inference._predict import embed_many
 from uniformerv2.inference.distributed import write_csv
 from uniformerv2.inference.engine import Result, parse_views
 from uniformerv2.inference.inputs import collect_videos
-from uniformerv2.inference._predict import embed_many
 
 _EXAMPLE = """examples:
   uniformerv2 embed videos/ --out features/

@@ -13,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from uniformerv2.errors import CheckpointError, UniFormerV2Error
-from uniformerv2.inference.distributed import dist_env, run_sharded, write_csv, write_json
+from uniformerv2.inference._predict import predict_many
+from uniformerv2.inference.distributed import (
+    dist_env,
+    run_sharded,
+    write_csv,
+    write_json,
+)
 from uniformerv2.inference.engine import Result, parse_views, resolve_device
 from uniformerv2.inference.inputs import collect_videos
-from uniformerv2.inference._predict import predict_many
 
 _EXAMPLE = """examples:
   uniformerv2 predict assets/sample.mp4

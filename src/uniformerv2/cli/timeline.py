@@ -6,10 +6,15 @@ import argparse
 import sys
 from typing import Any
 
-from uniformerv2.cli.predict import add_decode_arg, add_model_args, guarded, load_cli_model
+from uniformerv2.cli.predict import (
+    add_decode_arg,
+    add_model_args,
+    guarded,
+    load_cli_model,
+)
 from uniformerv2.errors import VideoDecodeError
-from uniformerv2.inference.distributed import write_json
 from uniformerv2.inference._timeline import plot_timeline, timeline
+from uniformerv2.inference.distributed import write_json
 
 _EXAMPLE = """examples:
   uniformerv2 timeline match.mp4 --plot match.png

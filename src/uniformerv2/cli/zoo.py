@@ -6,7 +6,11 @@ import argparse
 import dataclasses
 import json
 
-from uniformerv2.zoo.pretrained import PretrainedCfg, get_pretrained_cfg, list_pretrained
+from uniformerv2.zoo.pretrained import (
+    PretrainedCfg,
+    get_pretrained_cfg,
+    list_pretrained,
+)
 
 _EXAMPLE = """examples:
   uniformerv2 zoo                 # every checkpoint

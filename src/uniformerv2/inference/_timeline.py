@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from uniformerv2.atomic import atomic_savefig
 from uniformerv2.errors import VideoDecodeError
 from uniformerv2.inference.engine import (
     VideoLike,
@@ -246,7 +246,7 @@ def plot_timeline(
     ax.set_xlabel("time (s)" if seconds else "frame")
     ax.set_title(title or "top classes over time")
     fig.colorbar(image, ax=ax, label="score")
-    return _save_atomic(fig, Path(path))
+    return atomic_savefig(fig, Path(path))
 
 
 def _heatmap(rows: Sequence[Row], max_classes: int) -> tuple[list[str], list[list[float]]]:
@@ -258,16 +258,3 @@ def _heatmap(rows: Sequence[Row], max_classes: int) -> tuple[list[str], list[lis
     classes = sorted(totals, key=totals.get, reverse=True)[:max_classes]  # type: ignore[arg-type]
     scores = [{item["label"]: item["score"] for item in row["top"]} for row in rows]
     return classes, [[s.get(name, 0.0) for s in scores] for name in classes]
-
-
-def _save_atomic(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path

@@ -19,7 +19,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,9 @@ from typing import Any
 
 import torch.distributed as dist
 
-__all__ = ["ShardSummary", "dist_env", "shard_file", "read_records", "run_sharded", "write_json", "write_csv", "atomic_write_text"]
+from uniformerv2.atomic import atomic_write_text
+
+__all__ = ["ShardSummary", "dist_env", "shard_file", "read_records", "run_sharded", "write_json", "write_csv"]
 
 _logger = logging.getLogger(__name__)
 
@@ -166,21 +167,6 @@ def _barrier(world: int) -> None:
     finally:
         if own:
             dist.destroy_process_group()
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def write_json(records: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:

@@ -23,8 +23,8 @@ from uniformerv2.train.config import (
     per_process_batch,
 )
 from uniformerv2.train.engine import evaluate, test_multiview, train_one_epoch
-from uniformerv2.train.trainer import FitResult, fit
 from uniformerv2.train.optim import build_optimizer, lr_at, param_groups
+from uniformerv2.train.trainer import FitResult, fit
 
 __all__ = [
     "PRESETS",

@@ -25,7 +25,13 @@ from uniformerv2.model.uniformerv2 import UniFormerV2
 from uniformerv2.train.config import TrainConfig
 from uniformerv2.weights.convert import detect_format, permute_head, to_ours
 from uniformerv2.weights.io import LoadReport, load_weights, read_state_dict
-from uniformerv2.zoo import fetch_weights, list_pretrained, load_label_map, load_labels, read_label_file
+from uniformerv2.zoo import (
+    fetch_weights,
+    list_pretrained,
+    load_label_map,
+    load_labels,
+    read_label_file,
+)
 
 __all__ = ["build_model", "init_from_checkpoint", "resolve_label_map", "resolve_labels"]
 

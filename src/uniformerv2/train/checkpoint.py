@@ -24,33 +24,19 @@ from __future__ import annotations
 import logging
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["LAST", "BEST", "atomic_torch_save", "rng_state", "set_rng_state", "save_state", "load_state", "find_resume"]
+from uniformerv2.atomic import atomic_torch_save
+
+__all__ = ["LAST", "BEST", "rng_state", "set_rng_state", "save_state", "load_state", "find_resume"]
 
 _logger = logging.getLogger(__name__)
 
 LAST = "last.pt"
 BEST = "best.pt"
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def rng_state() -> dict[str, Any]:

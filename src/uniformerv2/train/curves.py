@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from uniformerv2.inference.distributed import atomic_write_text
+from uniformerv2.atomic import atomic_write_text
 
 __all__ = ["METRICS", "CURVES", "read_metrics", "write_metrics", "plot_curves"]
 

@@ -32,7 +32,13 @@ from uniformerv2.errors import UniFormerV2Error
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.train.config import AugConfig, DataConfig
 from uniformerv2.train.distributed import DistContext
-from uniformerv2.video import TrainTransform, extract_views, open_video, sample_indices, val_transform
+from uniformerv2.video import (
+    TrainTransform,
+    extract_views,
+    open_video,
+    sample_indices,
+    val_transform,
+)
 
 __all__ = [
     "Annotation",

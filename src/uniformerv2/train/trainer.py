@@ -23,15 +23,34 @@ from typing import Any
 
 import torch
 
-from uniformerv2.inference.distributed import atomic_write_text
+from uniformerv2.atomic import atomic_write_text
 from uniformerv2.model.uniformerv2 import UniFormerV2
 from uniformerv2.train import checkpoint as ckpt
 from uniformerv2.train.builder import build_model
 from uniformerv2.train.config import TrainConfig, per_process_batch
-from uniformerv2.train.curves import CURVES, METRICS, plot_curves, read_metrics, write_metrics
+from uniformerv2.train.curves import (
+    CURVES,
+    METRICS,
+    plot_curves,
+    read_metrics,
+    write_metrics,
+)
 from uniformerv2.train.data import VideoListDataset, build_loader, read_annotations
-from uniformerv2.train.distributed import DistContext, barrier, cleanup, init_distributed, unwrap, wrap_model
-from uniformerv2.train.engine import evaluate, make_scaler, resolve_amp, test_multiview, train_one_epoch
+from uniformerv2.train.distributed import (
+    DistContext,
+    barrier,
+    cleanup,
+    init_distributed,
+    unwrap,
+    wrap_model,
+)
+from uniformerv2.train.engine import (
+    evaluate,
+    make_scaler,
+    resolve_amp,
+    test_multiview,
+    train_one_epoch,
+)
 from uniformerv2.train.optim import build_optimizer
 from uniformerv2.weights.hub import save_pretrained
 

@@ -13,7 +13,12 @@ import torch
 
 from uniformerv2.config import UniFormerV2Config
 from uniformerv2.errors import CheckpointError
-from uniformerv2.weights.keymap import MMACTION2_IGNORE, MMACTION2_RULES, OFFICIAL_RULES, remap
+from uniformerv2.weights.keymap import (
+    MMACTION2_IGNORE,
+    MMACTION2_RULES,
+    OFFICIAL_RULES,
+    remap,
+)
 
 Format = Literal["ours", "official", "mmaction2", "clip"]
 StateDict = dict[str, torch.Tensor]

@@ -15,6 +15,7 @@ from typing import Any
 
 from safetensors.torch import save_file
 
+from uniformerv2.atomic import atomic_write
 from uniformerv2.config import UniFormerV2Config
 from uniformerv2.errors import CheckpointError, DownloadError
 from uniformerv2.model.uniformerv2 import UniFormerV2
@@ -24,18 +25,6 @@ from uniformerv2.weights.io import load_weights
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same directory, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def model_config_dict(model: UniFormerV2) -> dict[str, Any]:
@@ -81,12 +70,12 @@ def save_pretrained(model: UniFormerV2, directory: str | os.PathLike[str]) -> Pa
     out.mkdir(parents=True, exist_ok=True)
     config = model_config_dict(model)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     text = json.dumps(config, indent=2, ensure_ascii=False)
-    _atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     if not (out / "README.md").exists():
         card = _model_card(config)
-        _atomic_write(out / "README.md", lambda tmp: Path(tmp).write_text(card, encoding="utf-8"))
+        atomic_write(out / "README.md", lambda tmp: Path(tmp).write_text(card, encoding="utf-8"))
     return out
 
 

@@ -16,7 +16,14 @@ import torch
 from torch import nn
 
 from uniformerv2.errors import CheckpointError
-from uniformerv2.weights.convert import Format, StateDict, clip_to_ours, detect_format, to_ours, unwrap
+from uniformerv2.weights.convert import (
+    Format,
+    StateDict,
+    clip_to_ours,
+    detect_format,
+    to_ours,
+    unwrap,
+)
 
 _logger = logging.getLogger(__name__)
 
