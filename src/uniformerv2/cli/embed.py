@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from uniformerv2.atomic import atomic_write
 from uniformerv2.cli.predict import (
     add_model_args,
     add_run_args,
@@ -63,9 +64,8 @@ def _saver(out: Path) -> Any:
         if not result.ok:
             return {"video": result.video, "error": result.error}
         name = embedding_name(result.video)
-        tmp = out / f".{name}.tmp.npy"
-        np.save(tmp, result.value.numpy().astype(np.float32))
-        os.replace(tmp, out / name)
+        vector = result.value.numpy().astype(np.float32)
+        atomic_write(out / name, lambda tmp: np.save(tmp, vector))
         return {"video": result.video, "file": name, "dim": int(result.value.shape[0])}
 
     return to_record
