@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -173,29 +173,40 @@ def _train_step(
 
 
 @torch.no_grad()
+def _eval_loop(
+    model: nn.Module, loader: DataLoader, ctx: DistContext, progress: bool, desc: str,
+    batch_totals: Callable[[nn.Module, Any, torch.Tensor], torch.Tensor],
+) -> dict[str, float]:
+    """Run ``batch_totals(net, batch, labels) -> (loss_sum, top1_hits, top5_hits, count)`` over
+    ``loader`` in eval mode and all-reduce the sums across ranks."""
+    net = unwrap(model)
+    was_training = net.training
+    net.eval()
+    totals = torch.zeros(4, dtype=torch.float64)
+    for batch in _bar(loader, ctx, progress, desc):
+        if batch.inputs.shape[0] == 0:
+            continue
+        totals += batch_totals(net, batch, batch.labels.to(ctx.device))
+    net.train(was_training)
+    return _summary(all_reduce_sum(totals, ctx))
+
+
 def evaluate(model: nn.Module, loader: DataLoader, ctx: DistContext, *, progress: bool = True) -> dict[str, float]:
     """Validation in fp32 without autocast, one view per video (official ``eval_epoch``, §4.6).
 
     Returns:
         ``loss``, ``top1``, ``top5`` and ``count`` over every rank's share of the list.
     """
-    net = unwrap(model)
-    was_training = net.training
-    net.eval()
-    totals = torch.zeros(4, dtype=torch.float64)
-    for batch in _bar(loader, ctx, progress, "val"):
-        if batch.inputs.shape[0] == 0:
-            continue
-        labels = batch.labels.to(ctx.device)
+
+    def totals(net: nn.Module, batch: Any, labels: torch.Tensor) -> torch.Tensor:
         logits = net(batch.inputs.to(ctx.device, non_blocking=True)).float()
         hit1, hit5 = _hits(logits, labels)
         n = labels.shape[0]
-        totals += torch.tensor([F.cross_entropy(logits, labels).item() * n, hit1, hit5, n], dtype=torch.float64)
-    net.train(was_training)
-    return _summary(all_reduce_sum(totals, ctx))
+        return torch.tensor([F.cross_entropy(logits, labels).item() * n, hit1, hit5, n], dtype=torch.float64)
+
+    return _eval_loop(model, loader, ctx, progress, "val", totals)
 
 
-@torch.no_grad()
 def test_multiview(model: nn.Module, loader: DataLoader, ctx: DistContext, *, progress: bool = True) -> dict[str, float]:
     """Multi-view test in fp32: softmax per view, mean over the views of a video (official
     ``TEST.ADD_SOFTMAX`` + sum ensemble, which ranks the same).
@@ -206,21 +217,15 @@ def test_multiview(model: nn.Module, loader: DataLoader, ctx: DistContext, *, pr
     Returns:
         ``top1``, ``top5`` (percent), ``loss`` (NLL of the averaged probabilities) and ``count`` videos.
     """
-    net = unwrap(model)
-    was_training = net.training
-    net.eval()
-    totals = torch.zeros(4, dtype=torch.float64)
-    for batch in _bar(loader, ctx, progress, "test"):
-        if batch.inputs.shape[0] == 0:
-            continue
+
+    def totals(net: nn.Module, batch: Any, labels: torch.Tensor) -> torch.Tensor:
         b, v = batch.inputs.shape[:2]
-        labels = batch.labels.to(ctx.device)
         probs = net(batch.inputs.flatten(0, 1).to(ctx.device)).float().softmax(-1).view(b, v, -1).mean(1)
         hit1, hit5 = _hits(probs, labels)
         nll = F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
-        totals += torch.tensor([nll, hit1, hit5, b], dtype=torch.float64)
-    net.train(was_training)
-    return _summary(all_reduce_sum(totals, ctx))
+        return torch.tensor([nll, hit1, hit5, b], dtype=torch.float64)
+
+    return _eval_loop(model, loader, ctx, progress, "test", totals)
 
 
 test_multiview.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite the name
