@@ -34,7 +34,11 @@ def make_clip(path: Path, width: int, height: int, seconds: int = 10, fps: int =
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(seconds * fps):
             t = i / fps
-            base = 128 + 60 * np.sin(xx / 37 + 2 * t)[..., None] * np.array([1.0, 0.7, 0.4]) + 50 * np.cos(yy / 23 - 3 * t)[..., None]
+            base = (
+                128
+                + 60 * np.sin(xx / 37 + 2 * t)[..., None] * np.array([1.0, 0.7, 0.4])
+                + 50 * np.cos(yy / 23 - 3 * t)[..., None]
+            )
             image = np.clip(base + np.roll(noise, i * 3, axis=1), 0, 255).astype(np.uint8)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())
@@ -68,7 +72,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_decode_"))
-    clips = {"1280x720": make_clip(workdir / "720p.mp4", 1280, 720), "340x256": make_clip(workdir / "340x256.mp4", 340, 256)}
+    clips = {
+        "1280x720": make_clip(workdir / "720p.mp4", 1280, 720),
+        "340x256": make_clip(workdir / "340x256.mp4", 340, 256),
+    }
     print("| clip | backend | max_short_side | threads | median ms / clip (8 frames) |")
     print("|---|---|---|---|---|")
     for name, path in clips.items():

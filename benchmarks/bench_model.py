@@ -54,13 +54,21 @@ def bench_inference(name: str, device: torch.device, batch: int, repeats: int) -
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
 
-        def step() -> None:
+        def step(precision: str = precision) -> None:
             with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
                 model(x)
 
         seconds = _time(step, device, repeats)
-        rows.append(dict(model=name, input=f"{batch}x{frames}x{size}", mode=f"infer {precision}", seconds=seconds,
-                         clips_per_s=batch / seconds, peak_gib=_peak_gib(device)))
+        rows.append(
+            dict(
+                model=name,
+                input=f"{batch}x{frames}x{size}",
+                mode=f"infer {precision}",
+                seconds=seconds,
+                clips_per_s=batch / seconds,
+                peak_gib=_peak_gib(device),
+            )
+        )
     return rows
 
 
@@ -80,8 +88,16 @@ def bench_train(name: str, device: torch.device, batch: int, repeats: int) -> li
             model.zero_grad(set_to_none=True)
 
         seconds = _time(step, device, repeats, warmup=1)
-        rows.append(dict(model=name, input=f"{batch}x{frames}x{size}", mode=f"train bf16{' ckpt' if ckpt else ''}",
-                         seconds=seconds, clips_per_s=batch / seconds, peak_gib=_peak_gib(device)))
+        rows.append(
+            dict(
+                model=name,
+                input=f"{batch}x{frames}x{size}",
+                mode=f"train bf16{' ckpt' if ckpt else ''}",
+                seconds=seconds,
+                clips_per_s=batch / seconds,
+                peak_gib=_peak_gib(device),
+            )
+        )
     return rows
 
 
@@ -105,8 +121,10 @@ def main() -> None:
         base = rows[0]["seconds"]
         for r in rows:
             ratio = f"{base / r['seconds']:.2f}x" if r["mode"].startswith("infer") else ""
-            print(f"| {r['model']} | {r['input']} | {r['mode']} | {r['seconds']:.4f} | {r['clips_per_s']:.1f} | "
-                  f"{ratio} | {r['peak_gib']:.2f} |")
+            print(
+                f"| {r['model']} | {r['input']} | {r['mode']} | {r['seconds']:.4f} | {r['clips_per_s']:.1f} | "
+                f"{ratio} | {r['peak_gib']:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -51,10 +51,17 @@ def full_size(device: torch.device) -> None:
             with torch.autocast("cuda", torch.bfloat16):
                 bf16 = gpu_model(x.to(device)).float().cpu()
         diff = (cpu - gpu).abs().max().item()
-        check(f"{variant} CPU vs CUDA fp32", diff < 1e-3, f"max |diff| = {diff:.2e} over logits of scale {cpu.abs().max():.2f}")
+        check(
+            f"{variant} CPU vs CUDA fp32",
+            diff < 1e-3,
+            f"max |diff| = {diff:.2e} over logits of scale {cpu.abs().max():.2f}",
+        )
         cos = torch.nn.functional.cosine_similarity(bf16, gpu).min().item()
-        check(f"{variant} bf16 autocast vs fp32", cos > 0.99, f"min cosine = {cos:.5f}, top-1 agree = "
-              f"{(bf16.argmax(-1) == gpu.argmax(-1)).float().mean().item():.2f}")
+        check(
+            f"{variant} bf16 autocast vs fp32",
+            cos > 0.99,
+            f"min cosine = {cos:.5f}, top-1 agree = {(bf16.argmax(-1) == gpu.argmax(-1)).float().mean().item():.2f}",
+        )
 
 
 def augmentation(device: torch.device) -> None:
@@ -63,7 +70,11 @@ def augmentation(device: torch.device) -> None:
 
     frames = torch.randint(0, 256, (8, 180, 320, 3), dtype=torch.uint8, device=device)
     out = TrainTransform(PreprocessConfig(num_frames=8), num_samples=2)(frames)
-    check("TrainTransform on CUDA", out.device.type == "cuda" and out.shape == (2, 3, 8, 224, 224), f"{tuple(out.shape)} on {out.device}")
+    check(
+        "TrainTransform on CUDA",
+        out.device.type == "cuda" and out.shape == (2, 3, 8, 224, 224),
+        f"{tuple(out.shape)} on {out.device}",
+    )
 
 
 def predict_on_cuda(device: torch.device) -> None:
@@ -76,7 +87,10 @@ def predict_on_cuda(device: torch.device) -> None:
     model.pretrained_cfg = {"labels": list("abcde"), "preprocess": uniformerv2.PreprocessConfig(num_frames=8)}
     cpu = uniformerv2.predict(str(sample), model=model, top_k=5, device="cpu")
     gpu = uniformerv2.predict(str(sample), model=model, top_k=5, device=device)
-    diff = max(abs(a["score"] - b["score"]) for a, b in zip(sorted(cpu, key=lambda r: r["label"]), sorted(gpu, key=lambda r: r["label"])))
+    diff = max(
+        abs(a["score"] - b["score"])
+        for a, b in zip(sorted(cpu, key=lambda r: r["label"]), sorted(gpu, key=lambda r: r["label"]), strict=False)
+    )
     check("predict CPU vs CUDA", diff < 1e-3, f"max score diff {diff:.2e}")
 
 

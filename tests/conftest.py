@@ -37,8 +37,15 @@ def make_tiny_model(num_classes: int = 5, seed: int = 0, **overrides: object) ->
     :func:`tiny_preprocess`.
     """
     fields: dict = dict(
-        input_resolution=32, patch_size=16, width=64, layers=2, heads=1, n_dim=64, n_head=1,
-        return_list=(0, 1), num_classes=num_classes,
+        input_resolution=32,
+        patch_size=16,
+        width=64,
+        layers=2,
+        heads=1,
+        n_dim=64,
+        n_head=1,
+        return_list=(0, 1),
+        num_classes=num_classes,
     )
     fields.update(overrides)
     torch.manual_seed(seed)

@@ -42,8 +42,14 @@ PIL_GEOMETRIC = {
     "Rotate": (20.0, lambda im, a: im.rotate(a, **_BICUBIC)),
     "ShearX": (0.2, lambda im, a: im.transform(im.size, Image.AFFINE, (1, a, 0, 0, 1, 0), **_BICUBIC)),
     "ShearY": (-0.2, lambda im, a: im.transform(im.size, Image.AFFINE, (1, 0, 0, a, 1, 0), **_BICUBIC)),
-    "TranslateXRel": (0.25, lambda im, a: im.transform(im.size, Image.AFFINE, (1, 0, a * im.size[0], 0, 1, 0), **_BICUBIC)),
-    "TranslateYRel": (-0.25, lambda im, a: im.transform(im.size, Image.AFFINE, (1, 0, 0, 0, 1, a * im.size[1]), **_BICUBIC)),
+    "TranslateXRel": (
+        0.25,
+        lambda im, a: im.transform(im.size, Image.AFFINE, (1, 0, a * im.size[0], 0, 1, 0), **_BICUBIC),
+    ),
+    "TranslateYRel": (
+        -0.25,
+        lambda im, a: im.transform(im.size, Image.AFFINE, (1, 0, 0, 0, 1, a * im.size[1]), **_BICUBIC),
+    ),
 }
 
 
@@ -69,7 +75,16 @@ def test_geometric_ops_close_to_pil(name):
 
 def test_identity_cases():
     image = _clip(_image())
-    for name, arg in [("PosterizeIncreasing", 8), ("SolarizeIncreasing", 256), ("SolarizeAdd", 0), ("ColorIncreasing", 1.0), ("BrightnessIncreasing", 1.0), ("Rotate", 0.0), ("ShearX", 0.0), ("TranslateXRel", 0.0)]:
+    for name, arg in [
+        ("PosterizeIncreasing", 8),
+        ("SolarizeIncreasing", 256),
+        ("SolarizeAdd", 0),
+        ("ColorIncreasing", 1.0),
+        ("BrightnessIncreasing", 1.0),
+        ("Rotate", 0.0),
+        ("ShearX", 0.0),
+        ("TranslateXRel", 0.0),
+    ]:
         assert torch.equal(apply_op(image, name, arg), image), name
     flat = torch.full((1, 3, 8, 8), 77, dtype=torch.uint8)
     assert torch.equal(apply_op(flat, "AutoContrast", None), flat)

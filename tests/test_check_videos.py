@@ -22,7 +22,14 @@ def files(tmp_path):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
     audio = make_audio(tmp_path / "audio.m4a")
-    return {"good": good, "short": short, "empty": empty, "text": text, "audio": audio, "missing": tmp_path / "missing.mp4"}
+    return {
+        "good": good,
+        "short": short,
+        "empty": empty,
+        "text": text,
+        "audio": audio,
+        "missing": tmp_path / "missing.mp4",
+    }
 
 
 def test_check_video_fields(files):
@@ -56,7 +63,19 @@ def test_cli_exit_codes_and_outputs(files, tmp_path, capsys):
     out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
     lst = tmp_path / "list.csv"
     lst.write_text(f"{files['good'].name},0\n{files['empty'].name},1\n")
-    code = main(["check-videos", str(lst), "--root", str(tmp_path), "--json", str(out_json), "--csv", str(out_csv), "--no-progress"])
+    code = main(
+        [
+            "check-videos",
+            str(lst),
+            "--root",
+            str(tmp_path),
+            "--json",
+            str(out_json),
+            "--csv",
+            str(out_csv),
+            "--no-progress",
+        ]
+    )
     assert code == 1
     printed = capsys.readouterr().out
     assert "64x48" in printed and "BAD: file is empty" in printed and "1 of 2 videos ok" in printed

@@ -52,9 +52,13 @@ def broken_videos(tmp_path, make_test_video) -> dict[str, Path]:
     return kinds
 
 
-def test_predict_reports_every_broken_kind_and_finishes_the_rest(capsys, tiny_model_dir, make_test_video, broken_videos) -> None:
+def test_predict_reports_every_broken_kind_and_finishes_the_rest(
+    capsys, tiny_model_dir, make_test_video, broken_videos
+) -> None:
     good = [make_test_video("good1.mp4"), make_test_video("good2.webm", codec="libvpx-vp9")]
-    code, out, err = _run(capsys, "predict", good[0], *broken_videos.values(), good[1], "--model", tiny_model_dir, "--workers", "0")
+    code, out, err = _run(
+        capsys, "predict", good[0], *broken_videos.values(), good[1], "--model", tiny_model_dir, "--workers", "0"
+    )
     assert code == 1
     for path in good:
         assert str(path) in out
@@ -70,8 +74,22 @@ def test_predict_outputs_json_and_csv(capsys, tmp_path, tiny_model_dir, make_tes
     missing = tmp_path / "missing.mp4"
     out_json, out_csv = tmp_path / "out" / "preds.json", tmp_path / "out" / "preds.csv"
     code, out, _ = _run(
-        capsys, "predict", video, missing, "--model", tiny_model_dir, "--views", "1x1", "--top-k", "2",
-        "--json", out_json, "--csv", out_csv, "--workers", "2",
+        capsys,
+        "predict",
+        video,
+        missing,
+        "--model",
+        tiny_model_dir,
+        "--views",
+        "1x1",
+        "--top-k",
+        "2",
+        "--json",
+        out_json,
+        "--csv",
+        out_csv,
+        "--workers",
+        "2",
     )
     assert code == 1
     records = json.loads(out_json.read_text())
@@ -88,7 +106,9 @@ def test_predict_directory_and_list_files(capsys, tmp_path, tiny_model_dir, make
     a = make_test_video("videos/a.mp4")
     b = make_test_video("videos/nested/b.mkv")
     (tmp_path / "videos" / "readme.txt").write_text("not a video list here, ignored by the directory scan")
-    code, out, _ = _run(capsys, "predict", tmp_path / "videos", "--model", tiny_model_dir, "--workers", "0", "--top-k", "1")
+    code, out, _ = _run(
+        capsys, "predict", tmp_path / "videos", "--model", tiny_model_dir, "--workers", "0", "--top-k", "1"
+    )
     assert code == 0 and out.index(str(a)) < out.index(str(b))
     listing = tmp_path / "list.txt"
     listing.write_text("# videos\nvideos/a.mp4 3\n\nvideos/nested/b.mkv 1\n")
@@ -133,7 +153,19 @@ def test_labels_file_renames_classes(capsys, tmp_path, make_test_video) -> None:
     checkpoint = save_official(make_tiny_model(), tmp_path / "tiny.pyth")
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(name.upper() for name in TINY_LABELS) + "\n")
-    code, out, _ = _run(capsys, "predict", make_test_video(num_frames=10), "--checkpoint", checkpoint, "--labels", labels, "--views", "1x1", "--workers", "0")
+    code, out, _ = _run(
+        capsys,
+        "predict",
+        make_test_video(num_frames=10),
+        "--checkpoint",
+        checkpoint,
+        "--labels",
+        labels,
+        "--views",
+        "1x1",
+        "--workers",
+        "0",
+    )
     assert code == 0 and any(name.upper() in out for name in TINY_LABELS)
 
 
@@ -146,7 +178,12 @@ def test_main_job_offline_gives_one_clear_line(capsys, monkeypatch, tmp_path) ->
     code, out, err = _run(capsys, "predict", SAMPLE)
     assert code == 2 and out == ""
     errors = _error_lines(err)
-    assert len(errors) == 1 and "offline" in errors[0] and "Place the file" in errors[0] and str(tmp_path / "cache") in errors[0]
+    assert (
+        len(errors) == 1
+        and "offline" in errors[0]
+        and "Place the file" in errors[0]
+        and str(tmp_path / "cache") in errors[0]
+    )
 
 
 def test_sample_asset_is_small_and_predicts(capsys, tiny_model_dir) -> None:
@@ -158,7 +195,19 @@ def test_sample_asset_is_small_and_predicts(capsys, tiny_model_dir) -> None:
 def test_embed_cli_writes_npy_and_index_and_resumes(capsys, tmp_path, tiny_model_dir, make_test_video) -> None:
     videos = [make_test_video("a.mp4"), make_test_video("sub/a.mp4", num_frames=12)]
     out_dir = tmp_path / "features"
-    argv = ["embed", *videos, tmp_path / "missing.mp4", "--model", tiny_model_dir, "--out", out_dir, "--views", "1x1", "--workers", "0"]
+    argv = [
+        "embed",
+        *videos,
+        tmp_path / "missing.mp4",
+        "--model",
+        tiny_model_dir,
+        "--out",
+        out_dir,
+        "--views",
+        "1x1",
+        "--workers",
+        "0",
+    ]
     code, _, err = _run(capsys, *argv)
     assert code == 1 and "missing.mp4: file does not exist" in err
     rows = list(csv.DictReader((out_dir / "index.csv").open()))
@@ -176,7 +225,21 @@ def test_embed_cli_writes_npy_and_index_and_resumes(capsys, tmp_path, tiny_model
 def test_timeline_cli(capsys, tmp_path, tiny_model_dir, make_test_video) -> None:
     video = make_test_video("long.mp4", num_frames=40, fps=20)
     out_json, plot = tmp_path / "t.json", tmp_path / "t.png"
-    code, out, _ = _run(capsys, "timeline", video, "--model", tiny_model_dir, "--window", "8", "--stride", "8", "--json", out_json, "--plot", plot)
+    code, out, _ = _run(
+        capsys,
+        "timeline",
+        video,
+        "--model",
+        tiny_model_dir,
+        "--window",
+        "8",
+        "--stride",
+        "8",
+        "--json",
+        out_json,
+        "--plot",
+        plot,
+    )
     assert code == 0 and len(out.strip().splitlines()) == 5
     rows = json.loads(out_json.read_text())
     assert [r["start"] for r in rows] == pytest.approx([0.0, 0.4, 0.8, 1.2, 1.6])

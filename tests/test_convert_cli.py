@@ -48,7 +48,15 @@ def test_mmaction2_to_ours_with_label_permutation(capsys, tmp_path, make_test_vi
     src = save_mmaction2(mm_model, tmp_path / "mm.pth")
     labels_from = _write_labels(tmp_path / "mm_labels.txt", mm_labels)
     labels_to = _write_labels(tmp_path / "labels.txt", TINY_LABELS)
-    argv = ["convert", str(src), str(tmp_path / "ours"), "--labels-from", str(labels_from), "--labels-to", str(labels_to)]
+    argv = [
+        "convert",
+        str(src),
+        str(tmp_path / "ours"),
+        "--labels-from",
+        str(labels_from),
+        "--labels-to",
+        str(labels_to),
+    ]
     assert main(argv) == 0
     ours = uniformerv2.load_model(tmp_path / "ours")
     assert ours.pretrained_cfg["labels"] == TINY_LABELS
@@ -63,7 +71,10 @@ def test_ours_to_mmaction2_and_subset_of_classes(capsys, tmp_path, make_test_vid
     src = save_official(make_tiny_model(), tmp_path / "tiny.pyth")
     labels = _write_labels(tmp_path / "labels.txt", TINY_LABELS)
     subset = _write_labels(tmp_path / "subset.txt", ["eating", "archery"])
-    assert main(["convert", str(src), str(tmp_path / "mm.pth"), "--labels-from", str(labels), "--labels-to", str(subset)]) == 0
+    assert (
+        main(["convert", str(src), str(tmp_path / "mm.pth"), "--labels-from", str(labels), "--labels-to", str(subset)])
+        == 0
+    )
     mm = uniformerv2.load_model(tmp_path / "mm.pth", labels=["eating", "archery"])
     assert mm.config.num_classes == 2
     full = uniformerv2.load_model(src, labels=TINY_LABELS)

@@ -276,7 +276,9 @@ def _write_with_cover(path, with_video: bool):
     video = out.add_stream("libx264", rate=25) if with_video else None
     if video is not None:
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-    picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24").reformat(format="yuvj420p")
+    picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24").reformat(
+        format="yuvj420p"
+    )
     for packet in [*cover.encode(picture), *cover.encode()]:
         out.mux(packet)
     samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
@@ -298,7 +300,7 @@ def _write_with_cover(path, with_video: bool):
 def test_cover_art_is_not_the_video(tmp_path):
     music = _write_with_cover(tmp_path / "song.m4a", with_video=False)
     with pytest.raises(VideoDecodeError, match="no video stream .*cover image"):
-        open_video(music).num_frames
+        _ = open_video(music).num_frames
     clip = _write_with_cover(tmp_path / "clip.mp4", with_video=True)
     reader = open_video(clip)
     assert reader.num_frames == 12

@@ -82,10 +82,36 @@ def test_cli_under_two_gloo_ranks(tmp_path, tiny_model_dir, make_test_video) -> 
     videos = [make_test_video(f"v{i}.mp4", num_frames=10 + i) for i in range(3)] + [tmp_path / "missing.mp4"]
     out = tmp_path / "preds.json"
     port = _free_port()
-    env_base = {**os.environ, "PYTHONPATH": str(REPO / "src"), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    argv = [sys.executable, "-m", "uniformerv2", "predict", *map(str, videos), "--model", str(tiny_model_dir), "--json", str(out), "--workers", "0", "--views", "1x1"]
+    env_base = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "uniformerv2",
+        "predict",
+        *map(str, videos),
+        "--model",
+        str(tiny_model_dir),
+        "--json",
+        str(out),
+        "--workers",
+        "0",
+        "--views",
+        "1x1",
+    ]
     procs = [
-        subprocess.Popen(argv, env={**env_base, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            argv,
+            env={**env_base, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for r in (0, 1)
     ]
     results = [p.communicate(timeout=120) for p in procs]

@@ -113,8 +113,14 @@ def register() -> Iterator:
     names: list[str] = []
 
     def _register(*sources: WeightSource, name: str = "test-local-weights") -> PretrainedCfg:
-        cfg = PretrainedCfg(name=name, arch="uniformerv2_b16", num_classes=400, labels="kinetics400",
-                            preprocess=PreprocessConfig(), sources=sources)
+        cfg = PretrainedCfg(
+            name=name,
+            arch="uniformerv2_b16",
+            num_classes=400,
+            labels="kinetics400",
+            preprocess=PreprocessConfig(),
+            sources=sources,
+        )
         register_pretrained(cfg)
         names.append(name)
         return cfg
@@ -146,7 +152,9 @@ def test_hash_prefix_is_accepted(server: FileServer, cache: Path) -> None:
     assert path.read_bytes() == PAYLOAD
 
 
-def test_cache_dir_from_environment(server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, register) -> None:
+def test_cache_dir_from_environment(
+    server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, register
+) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert download_module.default_cache_dir() == tmp_path / "xdg" / "uniformerv2"
     monkeypatch.setenv("UNIFORMERV2_CACHE", str(tmp_path / "own"))
@@ -231,8 +239,11 @@ def test_unreachable_source_is_listed(cache: Path, register) -> None:
 
 def test_falls_through_to_the_next_source(server: FileServer, cache: Path, register) -> None:
     missing = server.url.replace("weights.pth", "missing.pth")
-    register(WeightSource("url", url=_closed_port_url()), WeightSource("url", url=missing),
-             WeightSource("url", url=server.url, sha256=SHA256))
+    register(
+        WeightSource("url", url=_closed_port_url()),
+        WeightSource("url", url=missing),
+        WeightSource("url", url=server.url, sha256=SHA256),
+    )
     assert fetch_weights("test-local-weights", cache_dir=cache, progress=False).read_bytes() == PAYLOAD
     assert [r["path"] for r in server.requests] == ["/missing.pth", "/weights.pth"]
 
@@ -241,8 +252,10 @@ def test_hf_source_offline_falls_through_cleanly(
     server: FileServer, cache: Path, register, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cfg = register(WeightSource("hf", repo_id="someone/weights", filename="hub+name.pyth"),
-                   WeightSource("url", url=server.url, sha256=SHA256))
+    cfg = register(
+        WeightSource("hf", repo_id="someone/weights", filename="hub+name.pyth"),
+        WeightSource("url", url=server.url, sha256=SHA256),
+    )
     with pytest.raises(DownloadError) as info:
         fetch_weights(cfg, cache_dir=cache)
     message = str(info.value)
@@ -262,11 +275,16 @@ def test_hub_error_falls_through_to_url(
     # The local server answers the Hub's requests with 404.
     endpoint = server.url.rsplit("/", 1)[0]
     template = huggingface_hub.constants.HUGGINGFACE_CO_URL_TEMPLATE
-    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                        template.replace(huggingface_hub.constants.ENDPOINT, endpoint))
+    monkeypatch.setattr(
+        huggingface_hub.constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        template.replace(huggingface_hub.constants.ENDPOINT, endpoint),
+    )
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
-    cfg = register(WeightSource("hf", repo_id="someone/weights", filename="hub.pyth"),
-                   WeightSource("url", url=server.url, sha256=SHA256))
+    cfg = register(
+        WeightSource("hf", repo_id="someone/weights", filename="hub.pyth"),
+        WeightSource("url", url=server.url, sha256=SHA256),
+    )
     assert fetch_weights(cfg, cache_dir=cache, progress=False).read_bytes() == PAYLOAD
     assert any("someone/weights" in str(r["path"]) for r in server.requests)
     assert server.requests[-1]["path"] == "/weights.pth"
@@ -281,8 +299,10 @@ def test_unreachable_hub_fails_fast_to_the_next_source(
 
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", _closed_port_url().rsplit("/", 1)[0])
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
-    cfg = register(WeightSource("hf", repo_id="someone/weights", filename="hub.pyth"),
-                   WeightSource("url", url=server.url, sha256=SHA256))
+    cfg = register(
+        WeightSource("hf", repo_id="someone/weights", filename="hub.pyth"),
+        WeightSource("url", url=server.url, sha256=SHA256),
+    )
     start = time.monotonic()
     assert fetch_weights(cfg, cache_dir=cache, progress=False).read_bytes() == PAYLOAD
     assert time.monotonic() - start < 5  # no Hub client retries

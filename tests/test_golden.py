@@ -39,8 +39,13 @@ def test_logits_are_official_head_of_features(name: str) -> None:
     """logits = Linear(Dropout(LayerNorm(features))) with the checkpoint's ``transformer.proj`` tensors."""
     kwargs, ckpt, io = _case(name)
     sd = ckpt["model_state"]
-    norm = F.layer_norm(io["features"], io["features"].shape[-1:], sd["backbone.transformer.proj.0.weight"],
-                        sd["backbone.transformer.proj.0.bias"], eps=1e-5)
+    norm = F.layer_norm(
+        io["features"],
+        io["features"].shape[-1:],
+        sd["backbone.transformer.proj.0.weight"],
+        sd["backbone.transformer.proj.0.bias"],
+        eps=1e-5,
+    )
     expected = norm @ sd["backbone.transformer.proj.2.weight"].T + sd["backbone.transformer.proj.2.bias"]
     model = UniFormerV2(UniFormerV2Config.from_official_kwargs(kwargs)).eval()
     load_weights(model, GOLDEN / f"{name}.pyth")
@@ -64,8 +69,20 @@ def test_load_model_infers_architecture(name: str) -> None:
     kwargs, _, io = _case(name)
     model = uniformerv2.load_model(GOLDEN / f"{name}.pyth")
     expected = UniFormerV2Config.from_official_kwargs(kwargs)
-    for field in ("width", "layers", "heads", "patch_size", "input_resolution", "temporal_downsample",
-                  "local_mhra", "return_list", "n_dim", "n_head", "num_classes", "frozen"):
+    for field in (
+        "width",
+        "layers",
+        "heads",
+        "patch_size",
+        "input_resolution",
+        "temporal_downsample",
+        "local_mhra",
+        "return_list",
+        "n_dim",
+        "n_head",
+        "num_classes",
+        "frozen",
+    ):
         assert getattr(model.config, field) == getattr(expected, field), field
     with torch.no_grad():
         torch.testing.assert_close(model.forward_features(io["input"]), io["features"], atol=1e-4, rtol=0)

@@ -12,8 +12,17 @@ from uniformerv2.model.variants import create_variant, list_variants, variant_co
 
 
 def tiny(**kw) -> UniFormerV2Config:
-    base = dict(input_resolution=32, patch_size=16, width=64, layers=3, heads=2, n_dim=64, n_head=2,
-                return_list=(1, 2), num_classes=5)
+    base = dict(
+        input_resolution=32,
+        patch_size=16,
+        width=64,
+        layers=3,
+        heads=2,
+        n_dim=64,
+        n_head=2,
+        return_list=(1, 2),
+        num_classes=5,
+    )
     return UniFormerV2Config(**{**base, **kw})
 
 
@@ -143,7 +152,7 @@ def test_gradient_checkpointing_same_output_and_grads() -> None:
     model.zero_grad()
     model.set_grad_checkpointing(True)
     model(x).sum().backward()
-    for a, p in zip(ref, model.parameters()):
+    for a, p in zip(ref, model.parameters(), strict=False):
         torch.testing.assert_close(a, p.grad)
 
 
@@ -193,8 +202,13 @@ PARAMS = {
     ("uniformerv2_l14_336_frozen", 400): 354_426_256,
     ("uniformerv2_l14_ssv2", 174): 573_949_966,
 }
-STATE_TENSORS = {"uniformerv2_b16": 219, "uniformerv2_b16_ssv2": 547, "uniformerv2_l14": 363,
-                 "uniformerv2_l14_336_frozen": 362, "uniformerv2_l14_ssv2": 1083}
+STATE_TENSORS = {
+    "uniformerv2_b16": 219,
+    "uniformerv2_b16_ssv2": 547,
+    "uniformerv2_l14": 363,
+    "uniformerv2_l14_336_frozen": 362,
+    "uniformerv2_l14_ssv2": 1083,
+}
 
 
 @pytest.mark.parametrize("name,classes", sorted(PARAMS))

@@ -42,7 +42,11 @@ def _reference(model: torch.nn.Module, path: Path, clips: int, crops: int) -> di
             new_h, new_w = math.floor(h / w * size), size
         x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False)
         long_side = max(new_h, new_w)
-        offsets = [0, math.ceil((long_side - size) / 2), long_side - size] if crops == 3 else [math.ceil((long_side - size) / 2)]
+        offsets = (
+            [0, math.ceil((long_side - size) / 2), long_side - size]
+            if crops == 3
+            else [math.ceil((long_side - size) / 2)]
+        )
         for off in offsets:
             views.append(x[..., :, off : off + size] if new_w >= new_h else x[..., off : off + size, :])
     with torch.no_grad():
@@ -119,7 +123,7 @@ def test_batching_and_workers_do_not_change_results(official_model, video, make_
     other = make_test_video("other.mp4", num_frames=17, width=40, height=40)
     base = predict([video, other, video], official_model, top_k=None, batch_size=100)
     got = predict([video, other, video], official_model, top_k=None, **kwargs)
-    for a, b in zip(base, got):
+    for a, b in zip(base, got, strict=False):
         assert [r["label"] for r in a] == [r["label"] for r in b]
         assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b], abs=1e-5)
 
@@ -159,7 +163,9 @@ def test_decode_short_side_scales_frames_and_stays_close(official_model, make_te
     with open_source(big, 0, decode_short_side=48) as reader:
         assert (reader.height, reader.width) == (48, 64)
     exact = {d["label"]: d["score"] for d in predict(big, official_model, views=(1, 3), top_k=None)}
-    fast = {d["label"]: d["score"] for d in predict(big, official_model, views=(1, 3), top_k=None, decode_short_side=48)}
+    fast = {
+        d["label"]: d["score"] for d in predict(big, official_model, views=(1, 3), top_k=None, decode_short_side=48)
+    }
     assert exact.keys() == fast.keys()
     assert max(abs(exact[k] - fast[k]) for k in exact) < 0.05
     assert exact != fast  # pixels differ slightly from the full-resolution path

@@ -74,7 +74,7 @@ def test_dense():
     assert dense_indices(100, 8, 4, 2, 3) == [68 + 4 * i for i in range(8)]
     assert dense_indices(10, 8, 4, 1, 3) == [0, 4, 8, 9, 9, 9, 9, 9]  # short video: clamp
     got = dense_indices(100, 8, 2, rng=random.Random(0))
-    assert all(b - a == 2 for a, b in zip(got, got[1:])) and got[-1] < 100
+    assert all(b - a == 2 for a, b in zip(got, got[1:], strict=False)) and got[-1] < 100
 
 
 def test_sample_indices_dispatch():

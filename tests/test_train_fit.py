@@ -85,7 +85,9 @@ def test_fit_learns_brightness_and_writes_outputs(bright_dark: Path, tmp_path: P
     assert state["epoch"] == result.best_epoch and state["best_top1"] == 100.0
     exported = from_pretrained(out / "best_model")
     assert exported.pretrained_cfg["labels"] == ["LABEL_0", "LABEL_1"]
-    assert exported.pretrained_cfg["preprocess"].num_frames == 4 and exported.pretrained_cfg["preprocess"].crop_size == 32
+    assert (
+        exported.pretrained_cfg["preprocess"].num_frames == 4 and exported.pretrained_cfg["preprocess"].crop_size == 32
+    )
     for key, value in state["model"].items():
         assert torch.equal(exported.state_dict()[key], value), key
 
@@ -144,18 +146,30 @@ def test_frames_lists_with_repeated_augmentation(tmp_path: Path) -> None:
         folder = tmp_path / f"clip{i}"
         folder.mkdir()
         for k in range(1, 7):
-            image = np.full((48, 64, 3), 40 + 150 * (i % 2), np.uint8) + rng.integers(0, 20, (48, 64, 3), dtype=np.uint8)
+            image = np.full((48, 64, 3), 40 + 150 * (i % 2), np.uint8) + rng.integers(
+                0, 20, (48, 64, 3), dtype=np.uint8
+            )
             Image.fromarray(image).save(folder / f"img_{k:05d}.jpg")
         lines.append(f"clip{i} 6 {i % 2}")
     (tmp_path / "list.txt").write_text("\n".join(lines) + "\n")
     cfg = apply_overrides(
         get_preset("debug_tiny"),
         [
-            f"data.train_list={tmp_path / 'list.txt'}", f"data.val_list={tmp_path / 'list.txt'}", f"data.root={tmp_path}",
-            "data.format=frames", "data.channel_order=BGR", "aug.num_samples=2", "aug.flip=false", "optim.epochs=1",
-            "optim.batch_size=2", 'model.arch={"input_resolution": 32, "patch_size": 16, "width": 64, "layers": 2, "heads": 1, '
+            f"data.train_list={tmp_path / 'list.txt'}",
+            f"data.val_list={tmp_path / 'list.txt'}",
+            f"data.root={tmp_path}",
+            "data.format=frames",
+            "data.channel_order=BGR",
+            "aug.num_samples=2",
+            "aug.flip=false",
+            "optim.epochs=1",
+            "optim.batch_size=2",
+            'model.arch={"input_resolution": 32, "patch_size": 16, "width": 64, "layers": 2, "heads": 1, '
             '"n_dim": 64, "n_head": 1, "return_list": [0, 1], "local_mhra": "double", "temporal_downsample": true}',
-            "model.backbone_drop_path_rate=0.2", "model.drop_path_rate=0.4", f"output_dir={tmp_path / 'out'}", "progress=false",
+            "model.backbone_drop_path_rate=0.2",
+            "model.drop_path_rate=0.4",
+            f"output_dir={tmp_path / 'out'}",
+            "progress=false",
         ],
     )
     result = fit(cfg)
@@ -165,8 +179,16 @@ def test_frames_lists_with_repeated_augmentation(tmp_path: Path) -> None:
 
 def test_cli_train_preset_with_overrides(bright_dark: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = [
-        "train", "--preset", "debug_tiny", f"data.train_list={bright_dark / 'train.csv'}", f"data.val_list={bright_dark / 'val.csv'}",
-        f"data.root={bright_dark}", f"output_dir={tmp_path / 'cli'}", "optim.epochs=1", "optim.batch_size=4", "progress=false",
+        "train",
+        "--preset",
+        "debug_tiny",
+        f"data.train_list={bright_dark / 'train.csv'}",
+        f"data.val_list={bright_dark / 'val.csv'}",
+        f"data.root={bright_dark}",
+        f"output_dir={tmp_path / 'cli'}",
+        "optim.epochs=1",
+        "optim.batch_size=4",
+        "progress=false",
     ]
     assert cli_main([*args, "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)

@@ -64,7 +64,13 @@ def test_param_groups_follow_official_rules() -> None:
     assert "blocks.0.lmhra1.norm.weight" in groups["bn"] and "blocks.1.lmhra2.norm.bias" in groups["bn"]
     for name in ("balance", "class_embedding", "ln_pre.weight", "head.fc.bias", "global_blocks.0.dpe.bias"):
         assert name in groups["no_decay"], name
-    for name in ("fusion.query", "positional_embedding", "conv1.weight", "global_blocks.0.dpe.weight", "head.fc.weight"):
+    for name in (
+        "fusion.query",
+        "positional_embedding",
+        "conv1.weight",
+        "global_blocks.0.dpe.weight",
+        "head.fc.weight",
+    ):
         assert name in groups["decay"], name
     params = dict(model.named_parameters())
     assert params["fusion.query"].ndim == 3
@@ -88,20 +94,46 @@ def test_frozen_backbone_leaves_backbone_out_of_the_optimizer() -> None:
 
 
 def test_presets_match_official_table() -> None:
-    assert {"k400_b16_f8x224_from_k710", "k400_b16_f8x224_from_clip", "ssv2_b16_f16x224", "k400_l14_frozen_f8x336"} <= set(list_presets())
+    assert {
+        "k400_b16_f8x224_from_k710",
+        "k400_b16_f8x224_from_clip",
+        "ssv2_b16_f16x224",
+        "k400_l14_frozen_f8x336",
+    } <= set(list_presets())
     k710 = get_preset("k400_b16_f8x224_from_k710")
-    assert (k710.optim.base_lr, k710.optim.epochs, k710.optim.warmup_epochs, k710.optim.global_batch_size) == (2e-6, 5, 1, 256)
+    assert (k710.optim.base_lr, k710.optim.epochs, k710.optim.warmup_epochs, k710.optim.global_batch_size) == (
+        2e-6,
+        5,
+        1,
+        256,
+    )
     assert k710.model.head == "reinit" and k710.model.init == "uniformerv2-b16-k710-8x224"
     ssv2 = get_preset("ssv2_b16_f16x224")
-    assert (ssv2.data.channel_order, ssv2.data.format, ssv2.aug.flip, ssv2.aug.num_samples) == ("BGR", "frames", False, 2)
+    assert (ssv2.data.channel_order, ssv2.data.format, ssv2.aug.flip, ssv2.aug.num_samples) == (
+        "BGR",
+        "frames",
+        False,
+        2,
+    )
     assert (ssv2.model.backbone_drop_path_rate, ssv2.model.drop_path_rate, ssv2.optim.base_lr) == (0.2, 0.4, 4e-5)
     frozen = get_preset("k400_l14_frozen_f8x336")
-    assert frozen.model.freeze_backbone and frozen.data.crop_size == 336 and (frozen.eval.test_clips, frozen.eval.test_crops) == (3, 1)
+    assert (
+        frozen.model.freeze_backbone
+        and frozen.data.crop_size == 336
+        and (frozen.eval.test_clips, frozen.eval.test_crops) == (3, 1)
+    )
 
 
 def test_overrides_are_typed_and_checked() -> None:
-    cfg = apply_overrides(get_preset("debug_tiny"), ["optim.base_lr=2e-4", "aug.flip=false", "data.mean=[0.5,0.5,0.5]", "optim.epochs=7"])
-    assert cfg.optim.base_lr == 2e-4 and cfg.aug.flip is False and cfg.data.mean == (0.5, 0.5, 0.5) and cfg.optim.epochs == 7
+    cfg = apply_overrides(
+        get_preset("debug_tiny"), ["optim.base_lr=2e-4", "aug.flip=false", "data.mean=[0.5,0.5,0.5]", "optim.epochs=7"]
+    )
+    assert (
+        cfg.optim.base_lr == 2e-4
+        and cfg.aug.flip is False
+        and cfg.data.mean == (0.5, 0.5, 0.5)
+        and cfg.optim.epochs == 7
+    )
     with pytest.raises(KeyError, match="optim.nope"):
         apply_overrides(cfg, ["optim.nope=1"])
     with pytest.raises(ValueError, match="amp"):
@@ -178,8 +210,14 @@ def test_state_round_trip_with_weights_only(tmp_path: Path) -> None:
     model(torch.randn(1, 3, 4, 32, 32)).sum().backward()
     opt.step()
     random.seed(5)
-    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3, "best_top1": 50.0,
-             "rng": ckpt.rng_state(), "config": TrainConfig().to_json()}
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "epoch": 3,
+        "best_top1": 50.0,
+        "rng": ckpt.rng_state(),
+        "config": TrainConfig().to_json(),
+    }
     ckpt.save_state(tmp_path / "last.pt", state)
     expected = random.random()
     loaded = torch.load(tmp_path / "last.pt", weights_only=True)
@@ -240,7 +278,9 @@ def test_head_policies_reinit_map_keep(tmp_path: Path) -> None:
     assert torch.equal(kept.head.fc.weight, sd["head.fc.weight"])
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs" / "train").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "configs" / "train").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_example_config_files_load(path: Path) -> None:
     pytest.importorskip("yaml")
     cfg = load_config(path)

@@ -40,7 +40,10 @@ def _reference_view(frames: np.ndarray, size: int, spatial_idx: int, mean, std, 
     return x[:, :, y0 : y0 + size, x0 : x0 + size]
 
 
-@pytest.mark.parametrize("hw,expected", [((240, 320), (224, 298)), ((320, 240), (298, 224)), ((224, 300), (224, 300)), ((100, 101), (224, 226))])
+@pytest.mark.parametrize(
+    "hw,expected",
+    [((240, 320), (224, 298)), ((320, 240), (298, 224)), ((224, 300), (224, 300)), ((100, 101), (224, 226))],
+)
 def test_short_side_resize_sizes(hw, expected):
     x = torch.zeros(3, 2, *hw)
     assert tuple(T.short_side_resize(x, 224).shape[-2:]) == expected
@@ -62,7 +65,15 @@ def test_uniform_crop_offsets():
 @pytest.mark.parametrize("bgr", [False, True])
 @pytest.mark.parametrize("hw", [(48, 64), (64, 40), (32, 32)])
 def test_views_match_reference(hw, bgr):
-    cfg = PreprocessConfig(num_frames=3, crop_size=32, num_clips=2, num_crops=3, channel_order="BGR" if bgr else "RGB", mean=(0.4, 0.45, 0.5), std=(0.2, 0.25, 0.3))
+    cfg = PreprocessConfig(
+        num_frames=3,
+        crop_size=32,
+        num_clips=2,
+        num_crops=3,
+        channel_order="BGR" if bgr else "RGB",
+        mean=(0.4, 0.45, 0.5),
+        std=(0.2, 0.25, 0.3),
+    )
     clips = [_frames(3, *hw, seed=1), _frames(3, *hw, seed=2)]
     views = T.test_views(clips, cfg)
     assert views.shape == (6, 3, 3, 32, 32) and views.dtype == torch.float32

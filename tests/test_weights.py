@@ -33,8 +33,10 @@ def official_file(tmp_path, model: UniFormerV2, wrapped: bool = False):
     return path
 
 
-@pytest.mark.parametrize("config", [tiny(), tiny(local_mhra="double", temporal_downsample=True), tiny(frozen=True),
-                                    tiny(local_mhra="single")])
+@pytest.mark.parametrize(
+    "config",
+    [tiny(), tiny(local_mhra="double", temporal_downsample=True), tiny(frozen=True), tiny(local_mhra="single")],
+)
 def test_official_round_trip_is_bit_identical(tmp_path, config) -> None:
     model = randomise(UniFormerV2(config)).eval()
     path = official_file(tmp_path, model, wrapped=True)
@@ -50,11 +52,18 @@ def test_official_round_trip_is_bit_identical(tmp_path, config) -> None:
 
 def test_official_key_names() -> None:
     keys = set(from_ours(UniFormerV2(tiny(local_mhra="double")).state_dict(), "official"))
-    for key in ("backbone.transformer.temporal_cls_token", "backbone.transformer.balance",
-                "backbone.transformer.resblocks.0.lmhra1.pos_embed.0.running_mean",
-                "backbone.transformer.resblocks.2.lmhra2.pos_embed.3.weight", "backbone.transformer.dpe.1.weight",
-                "backbone.transformer.dec.0.ln_3.bias", "backbone.transformer.proj.0.weight",
-                "backbone.transformer.proj.2.bias", "backbone.conv1.weight", "backbone.ln_pre.weight"):
+    for key in (
+        "backbone.transformer.temporal_cls_token",
+        "backbone.transformer.balance",
+        "backbone.transformer.resblocks.0.lmhra1.pos_embed.0.running_mean",
+        "backbone.transformer.resblocks.2.lmhra2.pos_embed.3.weight",
+        "backbone.transformer.dpe.1.weight",
+        "backbone.transformer.dec.0.ln_3.bias",
+        "backbone.transformer.proj.0.weight",
+        "backbone.transformer.proj.2.bias",
+        "backbone.conv1.weight",
+        "backbone.ln_pre.weight",
+    ):
         assert key in keys, key
 
 
@@ -124,7 +133,9 @@ def test_clip_initialisation_inflates_stem_in_the_centre(tmp_path) -> None:
     model = UniFormerV2(tiny(temporal_downsample=True, local_mhra="double"))
     report = load_weights(model, path)
     assert report.source_format == "clip"
-    assert any("global_blocks" in k for k in report.missing) and not any(k.startswith("blocks.0.attn") for k in report.missing)
+    assert any("global_blocks" in k for k in report.missing) and not any(
+        k.startswith("blocks.0.attn") for k in report.missing
+    )
     w = model.conv1.weight
     assert w.shape[2] == 3
     assert torch.equal(w[:, :, 1], clip["visual.conv1.weight"]) and not w[:, :, 0].any() and not w[:, :, 2].any()
@@ -144,7 +155,8 @@ def test_clip_initialised_model_outputs_half_the_clip_class_token(tmp_path) -> N
 
 
 def test_torchscript_clip_archive_loads_like_openai_release(tmp_path) -> None:
-    """OpenAI's CLIP ``.pt`` files are TorchScript archives; their tensors are read without unpickling Python objects."""
+    """OpenAI's CLIP ``.pt`` files are TorchScript archives; their tensors are read without unpickling
+    Python objects."""
     source = randomise(UniFormerV2(tiny())).eval()
     path = tmp_path / "ViT-B-16.pt"
     torch.jit.script(_module_tree(_clip_state_dict(source))).save(str(path))

@@ -28,10 +28,29 @@ OFFICIAL = [n for n in ALL if n.startswith("uniformerv2-") and not n.endswith("-
 MMACTION2 = [n for n in ALL if n.endswith("-mmaction2")]
 
 #: Official run.sh test views (clips, crops) per dataset token; frozen models use 3x1.
-OFFICIAL_VIEWS = {"k400": (4, 3), "k600": (4, 3), "k700": (4, 3), "k710": (4, 3), "mit": (4, 3),
-                  "sthv1": (1, 3), "sthv2": (1, 3), "anet": (10, 3), "hacs": (10, 3)}
+OFFICIAL_VIEWS = {
+    "k400": (4, 3),
+    "k600": (4, 3),
+    "k700": (4, 3),
+    "k710": (4, 3),
+    "mit": (4, 3),
+    "sthv1": (1, 3),
+    "sthv2": (1, 3),
+    "anet": (10, 3),
+    "hacs": (10, 3),
+}
 #: Official zoo size per dataset token.
-OFFICIAL_COUNTS = {"k710": 4, "k400": 10, "k600": 10, "k700": 10, "mit": 3, "sthv1": 4, "sthv2": 4, "anet": 2, "hacs": 2}
+OFFICIAL_COUNTS = {
+    "k710": 4,
+    "k400": 10,
+    "k600": 10,
+    "k700": 10,
+    "mit": 3,
+    "sthv1": 4,
+    "sthv2": 4,
+    "anet": 2,
+    "hacs": 2,
+}
 
 
 def _dataset(name: str) -> str:
@@ -99,12 +118,20 @@ def test_mmaction2_entries(name: str) -> None:
     assert cfg.sources[0].url.startswith("https://download.openmmlab.com/mmaction/v1.0/recognition/uniformerv2/")
     assert cfg.sources[0].sha256 and len(cfg.sources[0].sha256) == 8
     assert cfg.sources[0].filename.endswith(f"-{cfg.sources[0].sha256}.pth")
-    expected_labels = {"k400": "kinetics400_alphabetical", "k600": "kinetics600_alphabetical",
-                       "k700": "kinetics700_alphabetical", "k710": "kinetics710_mmaction2", "mit": "mit"}
+    expected_labels = {
+        "k400": "kinetics400_alphabetical",
+        "k600": "kinetics600_alphabetical",
+        "k700": "kinetics700_alphabetical",
+        "k710": "kinetics710_mmaction2",
+        "mit": "mit",
+    }
     assert cfg.labels == expected_labels[_dataset(name)]
     official = get_pretrained_cfg(name.removesuffix("-mmaction2"))
     assert (cfg.arch, cfg.num_classes, cfg.preprocess.num_frames) == (
-        official.arch, official.num_classes, official.preprocess.num_frames)
+        official.arch,
+        official.num_classes,
+        official.preprocess.num_frames,
+    )
 
 
 def test_label_orders_of_kinetics_heads() -> None:
@@ -124,16 +151,22 @@ def test_default_model_prefers_the_authors_hub_file() -> None:
     cfg = get_pretrained_cfg(DEFAULT_MODEL)
     assert cfg.arch == "uniformerv2_b16" and cfg.num_classes == 400 and cfg.labels == "kinetics400"
     assert (cfg.sources[0].kind, cfg.sources[0].repo_id, cfg.sources[0].filename) == (
-        "hf", "Andy1621/uniformerv2", "k400+k710_uniformerv2_b16_8x224.pyth")
+        "hf",
+        "Andy1621/uniformerv2",
+        "k400+k710_uniformerv2_b16_8x224.pyth",
+    )
     mit = get_pretrained_cfg("uniformerv2-b16-mit-8x224")
     assert mit.sources[0].filename == "mit_uniformerv2_b16_8x224.pyth" and mit.sources[0].kind == "hf"
 
 
-@pytest.mark.parametrize(("name", "arch", "res"), [
-    ("clip-vit-b16", "uniformerv2_b16", 224),
-    ("clip-vit-l14", "uniformerv2_l14", 224),
-    ("clip-vit-l14-336", "uniformerv2_l14_336", 336),
-])
+@pytest.mark.parametrize(
+    ("name", "arch", "res"),
+    [
+        ("clip-vit-b16", "uniformerv2_b16", 224),
+        ("clip-vit-l14", "uniformerv2_l14", 224),
+        ("clip-vit-l14-336", "uniformerv2_l14_336", 336),
+    ],
+)
 def test_clip_encoders(name: str, arch: str, res: int) -> None:
     cfg = get_pretrained_cfg(name)
     assert (cfg.arch, cfg.preprocess.crop_size, cfg.num_classes, cfg.labels) == (arch, res, 0, None)
@@ -158,16 +191,24 @@ def test_unknown_name_suggests_close_names() -> None:
 def test_list_filters() -> None:
     assert list_pretrained("sthv2") == [n for n in ALL if "sthv2" in n]
     assert list_pretrained("*L14*K400*FROZEN") == [
-        "uniformerv2-l14-k400-8x336-frozen", "uniformerv2-l14-k400-k710-8x336-frozen",
-        "uniformerv2-l14-k400-k710-32x336-frozen"]
+        "uniformerv2-l14-k400-8x336-frozen",
+        "uniformerv2-l14-k400-k710-8x336-frozen",
+        "uniformerv2-l14-k400-k710-32x336-frozen",
+    ]
     assert list_pretrained("no-such-thing") == []
 
 
 def test_register_user_entry(tmp_path) -> None:
     labels = tmp_path / "labels.txt"
     labels.write_text("yes\nno\n")
-    cfg = PretrainedCfg(name="my-finetune", arch="uniformerv2_b16", num_classes=2, labels=str(labels),
-                        preprocess=PreprocessConfig(), sources=(WeightSource("url", url="https://x/y.pth"),))
+    cfg = PretrainedCfg(
+        name="my-finetune",
+        arch="uniformerv2_b16",
+        num_classes=2,
+        labels=str(labels),
+        preprocess=PreprocessConfig(),
+        sources=(WeightSource("url", url="https://x/y.pth"),),
+    )
     register_pretrained(cfg)
     try:
         assert "my-finetune" in list_pretrained()

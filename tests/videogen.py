@@ -28,7 +28,10 @@ def frame_image(index: int, width: int, height: int) -> np.ndarray:
     for bit in range(GRID_COLS * GRID_ROWS):
         if index >> bit & 1:
             r, c = divmod(bit, GRID_COLS)
-            image[r * height // GRID_ROWS : (r + 1) * height // GRID_ROWS, c * width // GRID_COLS : (c + 1) * width // GRID_COLS] = _BRIGHT
+            image[
+                r * height // GRID_ROWS : (r + 1) * height // GRID_ROWS,
+                c * width // GRID_COLS : (c + 1) * width // GRID_COLS,
+            ] = _BRIGHT
     return image
 
 
@@ -131,7 +134,9 @@ def make_audio(path: str | os.PathLike[str], codec: str = "aac", seconds: float 
     return path
 
 
-def write_frame_folder(folder: str | os.PathLike[str], num_frames: int, template: str = "img_{:05d}.jpg", width: int = 64, height: int = 48) -> Path:
+def write_frame_folder(
+    folder: str | os.PathLike[str], num_frames: int, template: str = "img_{:05d}.jpg", width: int = 64, height: int = 48
+) -> Path:
     """Write frames 0..num_frames-1 as images named ``template.format(i + 1)`` (1-based, SSv2)."""
     from PIL import Image
 

@@ -43,7 +43,9 @@ def list_models(filter: str | None = None) -> list[str]:  # noqa: A002 (timm-com
     return [n for n in names if filter is None or filter in n]
 
 
-def create_model(name: str, *, pretrained: bool = False, num_classes: int | None = None, **overrides: Any) -> UniFormerV2:
+def create_model(
+    name: str, *, pretrained: bool = False, num_classes: int | None = None, **overrides: Any
+) -> UniFormerV2:
     """Build a model from a variant name (``uniformerv2_b16``) or a zoo name.
 
     Args:
@@ -152,7 +154,9 @@ def load_model(
     if text in list_pretrained():
         cfg = get_pretrained_cfg(text)
         if cfg.checkpoint_format == "clip":
-            raise CheckpointError(f"{text} is a CLIP image encoder; use it through load_weights() to initialise a model")
+            raise CheckpointError(
+                f"{text} is a CLIP image encoder; use it through load_weights() to initialise a model"
+            )
         model = UniFormerV2(variant_config(cfg.arch, num_classes=cfg.num_classes, **overrides))
         load_weights(model, fetch_weights(cfg))
         if num_classes is not None and num_classes != cfg.num_classes:
@@ -160,7 +164,9 @@ def load_model(
         model.pretrained_cfg = _zoo_meta(text, model.config.num_classes)
     elif Path(text).exists():
         model = _from_file(Path(text), num_classes, overrides)
-    elif re.fullmatch(r"(hf-hub:)?[\w.-]+/[\w.-]+", text) and not text.endswith((".pyth", ".pth", ".pt", ".safetensors")):
+    elif re.fullmatch(r"(hf-hub:)?[\w.-]+/[\w.-]+", text) and not text.endswith(
+        (".pyth", ".pth", ".pt", ".safetensors")
+    ):
         snapshot = download_from_hub(text.removeprefix("hf-hub:"))
         if not (snapshot / WEIGHTS_NAME).exists():
             raise CheckpointError(f"{text}: the Hub repo has no {WEIGHTS_NAME} in the uniformerv2 layout")

@@ -81,7 +81,9 @@ class UniFormerV2Config:
         if self.fusion not in _FUSION_CHOICES:
             raise ValueError(f"fusion must be one of {_FUSION_CHOICES}, got {self.fusion!r}")
         if self.n_dim != self.width:
-            raise ValueError(f"n_dim ({self.n_dim}) must equal width ({self.width}): global blocks read backbone tokens")
+            raise ValueError(
+                f"n_dim ({self.n_dim}) must equal width ({self.width}): global blocks read backbone tokens"
+            )
         if self.width % self.heads or self.n_dim % self.n_head:
             raise ValueError("width and n_dim must be divisible by their number of heads")
         if list(self.return_list) != sorted(set(self.return_list)):
@@ -110,14 +112,14 @@ class UniFormerV2Config:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "UniFormerV2Config":
+    def from_dict(cls, data: dict[str, Any]) -> UniFormerV2Config:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown UniFormerV2Config fields: {sorted(unknown)}")
         return cls(**data)
 
     @classmethod
-    def from_official_kwargs(cls, kwargs: dict[str, Any]) -> "UniFormerV2Config":
+    def from_official_kwargs(cls, kwargs: dict[str, Any]) -> UniFormerV2Config:
         """Translate the official ``VisionTransformer`` constructor arguments.
 
         ``t_size`` is dropped (the frame count is read from the input), ``no_lmhra`` /

@@ -44,14 +44,22 @@ def _cells(row: dict[str, Any]) -> list[str]:
 
     size = f"{row['width']}x{row['height']}" if row["width"] else "-"
     status = "ok" if row["ok"] else f"BAD: {row['error']}"
-    return [row["path"], num(row["frames"], "d"), num(row["fps"], ".2f"), size, row["codec"] or "-", num(row["duration"], ".2f"), status]
+    return [
+        row["path"],
+        num(row["frames"], "d"),
+        num(row["fps"], ".2f"),
+        size,
+        row["codec"] or "-",
+        num(row["duration"], ".2f"),
+        status,
+    ]
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
     table = [["path", *_COLUMNS]] + [_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     for line in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1])
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1])
 
 
 def run(args: argparse.Namespace) -> int:

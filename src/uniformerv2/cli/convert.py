@@ -49,7 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("src", help="checkpoint file, model directory, zoo name or Hub id")
     parser.add_argument("dst", help="output: a directory (ours), .pyth (official) or .pth (MMAction2)")
-    parser.add_argument("--to", choices=("ours", "official", "mmaction2"), default=None, help="output format (default: from DST)")
+    parser.add_argument(
+        "--to", choices=("ours", "official", "mmaction2"), default=None, help="output format (default: from DST)"
+    )
     parser.add_argument("--labels-from", default=None, help="label order of SRC's head: label set name or file")
     parser.add_argument("--labels-to", default=None, help="label order wanted in DST: label set name or file")
     parser.set_defaults(func=run)

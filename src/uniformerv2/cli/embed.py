@@ -48,7 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("videos", nargs="+", help="video files, directories (searched recursively) or .txt/.csv lists")
     parser.add_argument("--out", required=True, help="output directory for the .npy files and index.csv")
     add_model_args(parser)
-    parser.add_argument("--views", type=parse_views, default=None, help="CLIPSxCROPS, e.g. 4x3 or 1x1 (default: the checkpoint's)")
+    parser.add_argument(
+        "--views", type=parse_views, default=None, help="CLIPSxCROPS, e.g. 4x3 or 1x1 (default: the checkpoint's)"
+    )
     add_run_args(parser)
     parser.set_defaults(func=run)
 

@@ -49,7 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("models", nargs="*", help="variant or zoo names (default: the four reference configurations)")
-    parser.add_argument("--frames", type=int, default=None, help="frames per clip, for every model (default: each model's)")
+    parser.add_argument(
+        "--frames", type=int, default=None, help="frames per clip, for every model (default: each model's)"
+    )
     parser.add_argument("--size", type=int, default=None, help="crop size, for every model (default: each model's)")
     parser.set_defaults(func=run)
 
@@ -83,13 +85,20 @@ def format_table(rows: list[tuple[Spec, int, float]]) -> str:
     """Aligned text table: model, input (T x S), parameters, GMAC, and the official figure where known."""
     lines = [("model", "input", "params", "GMAC", "official")]
     lines += [
-        (s.name, f"{s.frames}x{s.size}", f"{p:,}", f"{g:.1f}",
-         f"{s.official_gmac:.1f} ({(g / s.official_gmac - 1) * 100:+.1f}%)" if s.official_gmac else "-")
+        (
+            s.name,
+            f"{s.frames}x{s.size}",
+            f"{p:,}",
+            f"{g:.1f}",
+            f"{s.official_gmac:.1f} ({(g / s.official_gmac - 1) * 100:+.1f}%)" if s.official_gmac else "-",
+        )
         for s, p, g in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(5)]
     return "\n".join(
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=False))
+        )
         for line in lines
     )
 
@@ -101,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         specs = [resolve_spec(name, args.frames, args.size) for name in args.models]
     else:
         specs = [
-            s if args.frames in (None, s.frames) and args.size in (None, s.size)
+            s
+            if args.frames in (None, s.frames) and args.size in (None, s.size)
             else Spec(s.name, args.frames or s.frames, args.size or s.size, s.num_classes)
             for s in REFERENCE
         ]

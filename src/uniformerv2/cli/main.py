@@ -10,7 +10,20 @@ import argparse
 import importlib
 import sys
 
-_COMMANDS = ("predict", "embed", "timeline", "check_videos", "convert", "flops", "zoo", "train")
+_COMMANDS = (
+    "predict",
+    "embed",
+    "timeline",
+    "eval",
+    "check_videos",
+    "convert",
+    "export",
+    "flops",
+    "zoo",
+    "train",
+    "make_synthetic",
+    "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

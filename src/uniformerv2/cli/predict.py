@@ -43,7 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("videos", nargs="+", help="video files, directories (searched recursively) or .txt/.csv lists")
     add_model_args(parser)
-    parser.add_argument("--views", type=parse_views, default=None, help="CLIPSxCROPS, e.g. 4x3 or 1x1 (default: the checkpoint's)")
+    parser.add_argument(
+        "--views", type=parse_views, default=None, help="CLIPSxCROPS, e.g. 4x3 or 1x1 (default: the checkpoint's)"
+    )
     parser.add_argument("--top-k", type=int, default=5, help="classes per video (default 5)")
     parser.add_argument("--json", default=None, help="write all predictions to this JSON file (resumable)")
     parser.add_argument("--csv", default=None, help="write all predictions to this CSV file (resumable)")
@@ -54,8 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """--model / --checkpoint / --labels."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--model", default=None, help="zoo name, model directory or Hub id (default: the zoo's default model)")
-    group.add_argument("--checkpoint", default=None, help="checkpoint file (official .pyth, MMAction2 .pth, .safetensors)")
+    group.add_argument(
+        "--model", default=None, help="zoo name, model directory or Hub id (default: the zoo's default model)"
+    )
+    group.add_argument(
+        "--checkpoint", default=None, help="checkpoint file (official .pyth, MMAction2 .pth, .safetensors)"
+    )
     parser.add_argument("--labels", default=None, help="class names file (one per line, or index,name) in head order")
 
 
@@ -71,7 +77,10 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
 def add_decode_arg(parser: argparse.ArgumentParser) -> None:
     """--decode-short-side."""
     parser.add_argument(
-        "--decode-short-side", type=int, default=None, metavar="PX",
+        "--decode-short-side",
+        type=int,
+        default=None,
+        metavar="PX",
         help="decode files with the short side scaled to at most PX (faster, less memory on 1080p/4K; "
         "pixels differ slightly from the official pipeline; default: full resolution)",
     )
@@ -138,8 +147,11 @@ def report_failures(failures: list[tuple[str, str]], total: int) -> int:
 
 
 def sharded_or_local(
-    videos: list[str], results: Callable[[list[str]], Iterator[Result]], to_record: Callable[[Result], dict[str, Any]],
-    out_path: str | None, write: Callable[[list[dict[str, Any]]], None] | None,
+    videos: list[str],
+    results: Callable[[list[str]], Iterator[Result]],
+    to_record: Callable[[Result], dict[str, Any]],
+    out_path: str | None,
+    write: Callable[[list[dict[str, Any]]], None] | None,
     show: Callable[[dict[str, Any]], str],
 ) -> int:
     """Run a per-video job, resumably sharded when there is an output file, and report failures.
@@ -187,7 +199,9 @@ def _writer(args: argparse.Namespace) -> Callable[[list[dict[str, Any]]], None]:
         if args.json:
             write_json(records, args.json)
         if args.csv:
-            columns = ["video"] + [f"{kind}_{i}" for i in range(1, args.top_k + 1) for kind in ("label", "score")] + ["error"]
+            columns = (
+                ["video"] + [f"{kind}_{i}" for i in range(1, args.top_k + 1) for kind in ("label", "score")] + ["error"]
+            )
             write_csv((_csv_row(r) for r in records), args.csv, columns)
 
     return write

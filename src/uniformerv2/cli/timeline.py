@@ -37,14 +37,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("video", help="video file")
     add_model_args(parser)
     parser.add_argument("--window", type=int, default=None, help="frames per window (default: the model's frame count)")
-    parser.add_argument("--stride", type=int, default=None, help="frames between window starts (default: half a window)")
+    parser.add_argument(
+        "--stride", type=int, default=None, help="frames between window starts (default: half a window)"
+    )
     parser.add_argument("--window-seconds", type=float, default=None, help="window length in seconds instead")
     parser.add_argument("--stride-seconds", type=float, default=None, help="stride in seconds instead")
     parser.add_argument("--fps", type=float, default=None, help="frame rate to assume instead of the container's")
     parser.add_argument("--crops", type=int, choices=(1, 3), default=1, help="spatial crops per window (default 1)")
     parser.add_argument("--top-k", type=int, default=3, help="classes per window (default 3)")
     parser.add_argument("--json", default=None, help="write the rows to this JSON file")
-    parser.add_argument("--plot", default=None, help="draw a heatmap of the top classes to this image (.png, .svg, ...)")
+    parser.add_argument(
+        "--plot", default=None, help="draw a heatmap of the top classes to this image (.png, .svg, ...)"
+    )
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     parser.add_argument("--batch-size", type=int, default=8, help="most views per forward pass (default 8)")
     parser.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="mixed precision")
@@ -53,7 +57,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _line(row: dict[str, Any]) -> str:
-    where = f"{row['start']:8.2f}-{row['end']:8.2f} s" if row["start"] is not None else f"frames {row['start_frame']}-{row['end_frame']}"
+    where = (
+        f"{row['start']:8.2f}-{row['end']:8.2f} s"
+        if row["start"] is not None
+        else f"frames {row['start_frame']}-{row['end_frame']}"
+    )
     return f"{where}  " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"])
 
 
@@ -77,8 +85,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _rows(args: argparse.Namespace, model: Any) -> list[dict[str, Any]]:
     return timeline(
-        args.video, model, window=args.window, stride=args.stride, window_seconds=args.window_seconds,
-        stride_seconds=args.stride_seconds, fps_override=args.fps, crops=args.crops, top_k=args.top_k,
-        batch_size=args.batch_size, device=args.device, amp_dtype=args.amp, decode_short_side=args.decode_short_side,
+        args.video,
+        model,
+        window=args.window,
+        stride=args.stride,
+        window_seconds=args.window_seconds,
+        stride_seconds=args.stride_seconds,
+        fps_override=args.fps,
+        crops=args.crops,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        device=args.device,
+        amp_dtype=args.amp,
+        decode_short_side=args.decode_short_side,
         progress=sys.stderr.isatty(),
     )

@@ -37,7 +37,9 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--config", metavar="FILE", help="YAML or JSON config (may start from a preset with 'preset: NAME')")
+    source.add_argument(
+        "--config", metavar="FILE", help="YAML or JSON config (may start from a preset with 'preset: NAME')"
+    )
     source.add_argument("--preset", metavar="NAME", help="a named official recipe (see --list-presets)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.base_lr=2e-6")
     parser.add_argument("--list-presets", action="store_true", help="print the presets with their recipes and exit")
@@ -76,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
         print(config.to_json())
         return 0
     rank = dist_env()[0]
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s"
+    )
     from uniformerv2.train.trainer import fit
 
     try:

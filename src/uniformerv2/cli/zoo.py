@@ -65,5 +65,5 @@ def _row(cfg: PretrainedCfg) -> dict[str, str]:
 
 def _table(rows: list[dict[str, str]]) -> str:
     widths = {col: max(len(col), *(len(row[col]) for row in rows)) for col in _COLUMNS}
-    header = dict(zip(_COLUMNS, _COLUMNS))
+    header = dict(zip(_COLUMNS, _COLUMNS, strict=False))
     return "\n".join("  ".join(row[col].ljust(widths[col]) for col in _COLUMNS).rstrip() for row in [header, *rows])

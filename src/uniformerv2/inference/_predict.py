@@ -59,13 +59,21 @@ def predict_many(
     net, dev = resolve_model(model, device)
     labels = model_labels(net)
     cfg = view_config(net, views)
-    _logger.info("views: %d clips x %d crops of %d frames at %d px", cfg.num_clips, cfg.num_crops, cfg.num_frames, cfg.crop_size)
+    _logger.info(
+        "views: %d clips x %d crops of %d frames at %d px", cfg.num_clips, cfg.num_crops, cfg.num_frames, cfg.crop_size
+    )
 
     def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"probs": net(x).float().softmax(dim=-1)}
 
     stream = run_views(
-        videos, cfg, forward, device=dev, batch_size=batch_size, num_workers=num_workers, amp_dtype=amp_dtype,
+        videos,
+        cfg,
+        forward,
+        device=dev,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        amp_dtype=amp_dtype,
         decode_short_side=decode_short_side,
     )
     for result in tqdm(stream, total=len(videos), disable=not progress, unit="video"):
@@ -120,8 +128,16 @@ def predict(
     items, single = as_video_list(videos)
     out: list[Prediction | Exception | None] = [None] * len(items)
     for result in predict_many(
-        items, model, views=views, top_k=top_k, batch_size=batch_size, num_workers=num_workers,
-        device=device, amp_dtype=amp_dtype, decode_short_side=decode_short_side, progress=progress,
+        items,
+        model,
+        views=views,
+        top_k=top_k,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        amp_dtype=amp_dtype,
+        decode_short_side=decode_short_side,
+        progress=progress,
     ):
         if result.ok:
             out[result.index] = result.value
@@ -167,7 +183,13 @@ def embed_many(
         return {"features": out["features"], **tokens}
 
     stream = run_views(
-        videos, cfg, forward, device=dev, batch_size=batch_size, num_workers=num_workers, amp_dtype=amp_dtype,
+        videos,
+        cfg,
+        forward,
+        device=dev,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        amp_dtype=amp_dtype,
         decode_short_side=decode_short_side,
     )
     for result in tqdm(stream, total=len(videos), disable=not progress, unit="video"):
@@ -231,8 +253,16 @@ def embed(
     items, single = as_video_list(videos)
     values: list[Any] = [None] * len(items)
     for result in embed_many(
-        items, model, views=views, layers=layers, batch_size=batch_size, num_workers=num_workers,
-        device=device, amp_dtype=amp_dtype, decode_short_side=decode_short_side, progress=progress,
+        items,
+        model,
+        views=views,
+        layers=layers,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        amp_dtype=amp_dtype,
+        decode_short_side=decode_short_side,
+        progress=progress,
     ):
         result.raise_error()
         values[result.index] = result.value

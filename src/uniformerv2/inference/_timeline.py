@@ -67,8 +67,12 @@ def _frames_to_windows(num_frames: int, window: int, stride: int) -> list[int]:
 
 
 def _resolve_lengths(
-    fps: float, cfg: PreprocessConfig, window: int | None, stride: int | None,
-    window_seconds: float | None, stride_seconds: float | None,
+    fps: float,
+    cfg: PreprocessConfig,
+    window: int | None,
+    stride: int | None,
+    window_seconds: float | None,
+    stride_seconds: float | None,
 ) -> tuple[int, int]:
     """(window, stride) in frames from frame counts or seconds."""
     if (window_seconds is not None or stride_seconds is not None) and not math.isfinite(fps):
@@ -165,13 +169,21 @@ def timeline(
         window, stride = _resolve_lengths(fps, cfg, window, stride, window_seconds, stride_seconds)
         starts = _frames_to_windows(reader.num_frames, window, stride)
         _logger.info("%s: %d windows of %d frames, stride %d", reader.path, len(starts), window, stride)
-        stream = tqdm(_stream_windows(reader, starts, window, cfg, crops), total=len(starts), disable=not progress, unit="window")
+        stream = tqdm(
+            _stream_windows(reader, starts, window, cfg, crops), total=len(starts), disable=not progress, unit="window"
+        )
         return list(_score(stream, net, dev, labels, top_k, fps, max(1, batch_size // crops), amp_dtype))
 
 
 def _score(
-    windows: Iterator[tuple[int, int, torch.Tensor]], net: Any, device: torch.device, labels: Sequence[str],
-    top_k: int, fps: float, per_batch: int, amp_dtype: torch.dtype | str | None,
+    windows: Iterator[tuple[int, int, torch.Tensor]],
+    net: Any,
+    device: torch.device,
+    labels: Sequence[str],
+    top_k: int,
+    fps: float,
+    per_batch: int,
+    amp_dtype: torch.dtype | str | None,
 ) -> Iterator[Row]:
     """Run batches of ``per_batch`` windows and turn their mean softmax into rows."""
     batch: list[tuple[int, int, torch.Tensor]] = []
@@ -185,8 +197,13 @@ def _score(
 
 @torch.inference_mode()
 def _score_batch(
-    batch: list[tuple[int, int, torch.Tensor]], net: Any, device: torch.device, labels: Sequence[str],
-    top_k: int, fps: float, amp_dtype: torch.dtype | str | None,
+    batch: list[tuple[int, int, torch.Tensor]],
+    net: Any,
+    device: torch.device,
+    labels: Sequence[str],
+    top_k: int,
+    fps: float,
+    amp_dtype: torch.dtype | str | None,
 ) -> Iterator[Row]:
     if not batch:
         return
@@ -195,7 +212,7 @@ def _score_batch(
         probs = net(views).float().softmax(dim=-1).cpu()
     per_window = probs.view(len(batch), -1, probs.shape[-1]).mean(dim=1)
     known = math.isfinite(fps) and fps > 0
-    for (start, stop, _), p in zip(batch, per_window):
+    for (start, stop, _), p in zip(batch, per_window, strict=False):
         yield {
             "start": start / fps if known else None,
             "end": stop / fps if known else None,
@@ -211,9 +228,9 @@ def plot_timeline(
     """Draw a timeline as a heatmap: the classes scoring most overall against time.
 
     Each column is a window centred on its middle; a cell is the class's score there (0 when
-    the class was not in that window's top-k); colours span 0 to the highest score shown. The file type follows the suffix (.png, .svg,
-    .pdf, ...). The picture is written to a temporary file and renamed, so ``path`` is never
-    left half-written. Needs matplotlib (``pip install uniformerv2[plot]``).
+    the class was not in that window's top-k); colours span 0 to the highest score shown. The file
+    type follows the suffix (.png, .svg, .pdf, ...). The picture is written to a temporary file
+    and renamed, so ``path`` is never left half-written. Needs matplotlib (``pip install uniformerv2[plot]``).
 
     Args:
         rows: the output of :func:`timeline`.
@@ -239,7 +256,12 @@ def plot_timeline(
     ax = fig.add_subplot()
     peak = max((v for line in grid for v in line), default=0.0)
     image = ax.imshow(  # colours span 0..the highest score, so low-confidence timelines stay readable
-        grid, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0.0, vmax=max(peak, 1e-6),
+        grid,
+        aspect="auto",
+        interpolation="nearest",
+        cmap="viridis",
+        vmin=0.0,
+        vmax=max(peak, 1e-6),
         extent=(centres[0] - half, centres[-1] + half, len(classes) - 0.5, -0.5),
     )
     ax.set_yticks(range(len(classes)), classes)

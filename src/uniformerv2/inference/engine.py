@@ -201,7 +201,9 @@ class ViewDataset(Dataset):
         decode_short_side: see :func:`open_source`.
     """
 
-    def __init__(self, videos: Sequence[VideoLike], cfg: PreprocessConfig, decode_short_side: int | None = None) -> None:
+    def __init__(
+        self, videos: Sequence[VideoLike], cfg: PreprocessConfig, decode_short_side: int | None = None
+    ) -> None:
         self.videos = videos
         self.cfg = cfg
         self.decode_short_side = decode_short_side
@@ -229,7 +231,9 @@ def _check_arrays(videos: Sequence[VideoLike]) -> None:
         if isinstance(video, (np.ndarray, torch.Tensor)):
             tensor = torch.as_tensor(video)
             if tensor.dtype != torch.uint8 or tensor.ndim != 4 or tensor.shape[-1] != 3:
-                raise ValueError(f"video {index}: expected (T, H, W, 3) uint8 frames, got {tuple(tensor.shape)} {tensor.dtype}")
+                raise ValueError(
+                    f"video {index}: expected (T, H, W, 3) uint8 frames, got {tuple(tensor.shape)} {tensor.dtype}"
+                )
 
 
 def run_views(
@@ -325,5 +329,4 @@ def top_classes(probs: torch.Tensor, labels: Sequence[str], k: int | None) -> li
     """
     k = len(probs) if k is None else min(int(k), len(probs))
     scores, indices = probs.topk(k)
-    return [{"label": labels[i], "score": float(s)} for s, i in zip(scores.tolist(), indices.tolist())]
-
+    return [{"label": labels[i], "score": float(s)} for s, i in zip(scores.tolist(), indices.tolist(), strict=False)]

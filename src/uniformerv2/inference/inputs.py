@@ -11,7 +11,20 @@ __all__ = ["VIDEO_EXTENSIONS", "LIST_EXTENSIONS", "collect_videos", "read_video_
 
 #: File suffixes treated as videos when a directory is searched.
 VIDEO_EXTENSIONS = (
-    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".ts", ".gif",
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".wmv",
+    ".3gp",
+    ".ogv",
+    ".ts",
+    ".gif",
 )
 #: Suffixes of list files: one video per line (.txt) or per row, path in the first column (.csv).
 LIST_EXTENSIONS = (".txt", ".csv")

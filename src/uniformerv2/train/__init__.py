@@ -4,7 +4,8 @@ The entry point is :func:`fit` with a :class:`TrainConfig` (built from a preset,
 file and dotted overrides); ``uniformerv2 train`` is a thin command line over it. The pieces are
 usable on their own: :mod:`.data` (lists, datasets, collate), :mod:`.optim` (param groups, lr),
 :mod:`.engine` (``train_one_epoch``, ``evaluate``, ``test_multiview``), :mod:`.checkpoint`
-(training state), :mod:`.distributed` (torchrun) and :mod:`.curves` (metrics and plot); :mod:`.trainer` holds :func:`fit`.
+(training state), :mod:`.distributed` (torchrun) and :mod:`.curves` (metrics and plot);
+:mod:`.trainer` holds :func:`fit`.
 """
 
 from uniformerv2.train.builder import build_model, init_from_checkpoint

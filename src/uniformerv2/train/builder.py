@@ -103,7 +103,9 @@ def init_from_checkpoint(model: UniFormerV2, init: str, head: str = "reinit", la
     sd = to_ours(raw, fmt, source=str(path))
     own = model.state_dict()
     if not all(k in sd for k in _HEAD):
-        raise CheckpointError(f"{path}: has no classifier ({_HEAD[0]}); use head='reinit' only with classifier checkpoints")
+        raise CheckpointError(
+            f"{path}: has no classifier ({_HEAD[0]}); use head='reinit' only with classifier checkpoints"
+        )
     rows = sd[_HEAD[0]].shape[0]
     if head == "reinit":
         sd.update({k: own[k] for k in _HEAD})
@@ -111,11 +113,15 @@ def init_from_checkpoint(model: UniFormerV2, init: str, head: str = "reinit", la
     elif head == "map":
         order = resolve_label_map(label_map)
         if len(order) != model.config.num_classes:
-            raise CheckpointError(f"label map {label_map!r} has {len(order)} entries for a {model.config.num_classes}-class model")
+            raise CheckpointError(
+                f"label map {label_map!r} has {len(order)} entries for a {model.config.num_classes}-class model"
+            )
         sd = permute_head(sd, order)
         _logger.info("%s: classifier rows gathered from %d to %d classes through %s", path, rows, len(order), label_map)
     elif rows != model.config.num_classes:
-        raise CheckpointError(f"{path}: head='keep' but the classifier has {rows} classes, the model {model.config.num_classes}")
+        raise CheckpointError(
+            f"{path}: head='keep' but the classifier has {rows} classes, the model {model.config.num_classes}"
+        )
     return load_weights(model, sd, fmt="ours", name=str(path))
 
 

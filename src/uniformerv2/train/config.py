@@ -64,11 +64,16 @@ class ModelConfig:
     name: str = "uniformerv2_b16"  # architecture: a variant (uniformerv2_b16) or a zoo name (its architecture)
     init: str = ""  # starting weights: "" (random), a zoo name (clip-vit-b16, uniformerv2-b16-k710-8x224) or a file/dir
     head: HeadPolicy = "reinit"  # classifier from `init`: reinit (DELETE_SPECIAL_HEAD), map (gather K710 rows), keep
-    label_map: str = ""  # head="map": "<source>:<target>" label sets (kinetics710_official:kinetics600_alphabetical) or a JSON list file
+    # head="map": "<source>:<target>" label sets (kinetics710_official:kinetics600_alphabetical) or a JSON list file
+    label_map: str = ""
     num_classes: int = 400  # classifier outputs
     labels_file: str = ""  # class names, one per line (or name<TAB>index / index,name); LABEL_<i> when empty
-    arch: dict[str, Any] = field(default_factory=dict)  # extra UniFormerV2Config fields, e.g. {"return_list": [8, 9, 10, 11]}
-    backbone_drop_path_rate: float = 0.0  # drop-path rate of the last backbone block (official DROP_PATH_RATE; 0.2 SSv2)
+    arch: dict[str, Any] = field(
+        default_factory=dict
+    )  # extra UniFormerV2Config fields, e.g. {"return_list": [8, 9, 10, 11]}
+    backbone_drop_path_rate: float = (
+        0.0  # drop-path rate of the last backbone block (official DROP_PATH_RATE; 0.2 SSv2)
+    )
     drop_path_rate: float = 0.0  # drop-path rate of the last global block (official DPR; 0.4 SSv2)
     grad_checkpointing: bool = False  # recompute backbone blocks in backward (official USE_CHECKPOINT)
     freeze_backbone: bool = False  # official FROZEN training: only global blocks, fusion and head learn
@@ -76,7 +81,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_choice("model.head", self.head, ("reinit", "map", "keep"))
         if self.head == "map" and not self.label_map:
-            raise ValueError("model.head='map' needs model.label_map (e.g. kinetics710_official:kinetics600_alphabetical)")
+            raise ValueError(
+                "model.head='map' needs model.label_map (e.g. kinetics710_official:kinetics600_alphabetical)"
+            )
         if self.num_classes < 1:
             raise ValueError(f"model.num_classes must be >= 1, got {self.num_classes}")
 
@@ -127,7 +134,9 @@ class AugConfig:
 
     auto_augment: str = OFFICIAL_AUTO_AUGMENT  # clip-consistent RandAugment policy; "" turns it off
     flip: bool = True  # horizontal flip p=0.5 (official RANDOM_FLIP: on, off for SSv1/SSv2)
-    num_samples: int = 1  # repeated augmentation: augmented copies per decoded clip (official AUG.NUM_SAMPLE; 2 for SSv2)
+    num_samples: int = (
+        1  # repeated augmentation: augmented copies per decoded clip (official AUG.NUM_SAMPLE; 2 for SSv2)
+    )
     scale: tuple[float, float] = (0.08, 1.0)  # random-resized-crop area range
     ratio: tuple[float, float] = (0.75, 1.3333)  # random-resized-crop aspect range
 
@@ -149,7 +158,9 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
     eps: float = 1e-8  # AdamW eps
     clip_grad: float = 20.0  # global L2 gradient-norm clip after unscaling (0 = off)
-    amp: AmpDtype = "fp16"  # autocast dtype on CUDA: fp16 (+GradScaler, official), bf16, or none; CPU runs fp32 unless bf16
+    amp: AmpDtype = (
+        "fp16"  # autocast dtype on CUDA: fp16 (+GradScaler, official), bf16, or none; CPU runs fp32 unless bf16
+    )
     accum_steps: int = 1  # micro-batches accumulated per optimizer step
     batch_size: int = 8  # videos per process per micro-batch (used when global_batch_size is 0)
     global_batch_size: int = 0  # videos per optimizer step over all processes; sets the per-process batch
@@ -204,7 +215,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a nested dict (``{"optim": {"base_lr": 2e-6}}``, dotted keys also accepted).
 
         Raises:
@@ -252,7 +263,9 @@ def _set_path(cfg: Any, parts: list[str], value: Any) -> None:
     for i, part in enumerate(parts[:-1]):
         obj = getattr(obj, part, None)
         if not dataclasses.is_dataclass(obj):
-            raise KeyError(f"unknown config section {'.'.join(parts[: i + 1])!r}; sections: model, data, aug, optim, eval")
+            raise KeyError(
+                f"unknown config section {'.'.join(parts[: i + 1])!r}; sections: model, data, aug, optim, eval"
+            )
     name = parts[-1]
     fields = {f.name for f in dataclasses.fields(obj)}
     if name not in fields:
@@ -312,7 +325,9 @@ def load_config(path: str | os.PathLike[str], base: TrainConfig | None = None) -
         try:
             import yaml
         except ImportError as exc:
-            raise ImportError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the config as JSON") from exc
+            raise ImportError(
+                f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the config as JSON"
+            ) from exc
         data = yaml.safe_load(text) or {}
     else:
         data = json.loads(text)
@@ -361,7 +376,8 @@ def _k710_map(classes: int) -> str:
 
 
 def k400_b16_f8x224_from_k710() -> TrainConfig:
-    """k400/k400+k710_b16_f8x224: B/16 8x224 from the K710 checkpoint, head re-initialised, lr 2e-6, 5 (1) epochs, batch 256."""
+    """k400/k400+k710_b16_f8x224: B/16 8x224 from the K710 checkpoint, head re-initialised, lr 2e-6,
+    5 (1) epochs, batch 256."""
     return _kinetics(400, "uniformerv2-b16-k710-8x224", "reinit")
 
 
@@ -415,9 +431,7 @@ def k400_l14_frozen_f8x336_from_clip() -> TrainConfig:
 
 def _ssv2(arch: str, init: str, lr: float) -> TrainConfig:
     return TrainConfig(
-        model=ModelConfig(
-            name=arch, init=init, num_classes=174, backbone_drop_path_rate=0.2, drop_path_rate=0.4
-        ),
+        model=ModelConfig(name=arch, init=init, num_classes=174, backbone_drop_path_rate=0.2, drop_path_rate=0.4),
         data=DataConfig(format="frames", separator=" ", num_frames=16, crop_size=224, channel_order="BGR"),
         aug=AugConfig(flip=False, num_samples=2),
         optim=OptimConfig(base_lr=lr, warmup_epochs=5, epochs=22, global_batch_size=128),
@@ -426,7 +440,8 @@ def _ssv2(arch: str, init: str, lr: float) -> TrainConfig:
 
 
 def ssv2_b16_f16x224() -> TrainConfig:
-    """sthv2/ssv2_b16_f16x224: B/16 SSv2 layout from CLIP, BGR frames, 2 augmented copies, lr 4e-5, 22 (5) epochs, 128 videos."""
+    """sthv2/ssv2_b16_f16x224: B/16 SSv2 layout from CLIP, BGR frames, 2 augmented copies, lr 4e-5,
+    22 (5) epochs, 128 videos."""
     return _ssv2("uniformerv2_b16_ssv2", "clip-vit-b16", 4e-5)
 
 
@@ -443,7 +458,9 @@ def debug_tiny() -> TrainConfig:
         model=ModelConfig(
             name="uniformerv2_b16",
             num_classes=2,
-            arch=dict(input_resolution=32, patch_size=16, width=64, layers=2, heads=1, n_dim=64, n_head=1, return_list=[0, 1]),
+            arch=dict(
+                input_resolution=32, patch_size=16, width=64, layers=2, heads=1, n_dim=64, n_head=1, return_list=[0, 1]
+            ),
         ),
         data=DataConfig(num_frames=4, crop_size=32, num_workers=0),
         optim=OptimConfig(base_lr=1e-3, warmup_epochs=0, epochs=3, end_lr=1e-5, batch_size=4, amp="none"),

@@ -186,7 +186,12 @@ class VideoListDataset(Dataset):
         self.epoch = 0
         aug = aug or AugConfig()
         self.transform = TrainTransform(
-            preprocess, aug.num_samples, auto_augment=aug.auto_augment or None, scale=aug.scale, ratio=aug.ratio, flip=aug.flip
+            preprocess,
+            aug.num_samples,
+            auto_augment=aug.auto_augment or None,
+            scale=aug.scale,
+            ratio=aug.ratio,
+            flip=aug.flip,
         )
 
     def __len__(self) -> int:

@@ -134,7 +134,9 @@ def train_one_epoch(
         totals[4] += batch.skipped
         if batch.inputs.shape[0] == 0:
             if ctx.distributed:
-                raise RuntimeError("every video of a batch failed to decode; with several processes this would stall the others")
+                raise RuntimeError(
+                    "every video of a batch failed to decode; with several processes this would stall the others"
+                )
             _logger.warning("epoch %d iteration %d: every video of the batch failed to decode; batch skipped", epoch, i)
         else:
             totals[:4] += _train_step(model, batch, scaler, optim.accum_steps, last, ctx.device, amp, (epoch, i))
@@ -165,7 +167,9 @@ def _train_step(
             logits = model(inputs)
         loss = F.cross_entropy(logits.float(), labels)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at epoch {where[0]} iteration {where[1]}; lower optim.base_lr or check the data")
+            raise FloatingPointError(
+                f"loss is {loss.item()} at epoch {where[0]} iteration {where[1]}; lower optim.base_lr or check the data"
+            )
         scaler.scale(loss / accum_steps).backward()
     hit1, hit5 = _hits(logits.detach(), labels)
     n = labels.shape[0]
@@ -174,7 +178,11 @@ def _train_step(
 
 @torch.no_grad()
 def _eval_loop(
-    model: nn.Module, loader: DataLoader, ctx: DistContext, progress: bool, desc: str,
+    model: nn.Module,
+    loader: DataLoader,
+    ctx: DistContext,
+    progress: bool,
+    desc: str,
     batch_totals: Callable[[nn.Module, Any, torch.Tensor], torch.Tensor],
 ) -> dict[str, float]:
     """Run ``batch_totals(net, batch, labels) -> (loss_sum, top1_hits, top5_hits, count)`` over
@@ -207,7 +215,9 @@ def evaluate(model: nn.Module, loader: DataLoader, ctx: DistContext, *, progress
     return _eval_loop(model, loader, ctx, progress, "val", totals)
 
 
-def test_multiview(model: nn.Module, loader: DataLoader, ctx: DistContext, *, progress: bool = True) -> dict[str, float]:
+def test_multiview(
+    model: nn.Module, loader: DataLoader, ctx: DistContext, *, progress: bool = True
+) -> dict[str, float]:
     """Multi-view test in fp32: softmax per view, mean over the views of a video (official
     ``TEST.ADD_SOFTMAX`` + sum ensemble, which ranks the same).
 

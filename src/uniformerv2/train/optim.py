@@ -55,7 +55,11 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`, one lr for all groups (no layer-wise decay, as official)."""
     return torch.optim.AdamW(
-        param_groups(model, cfg.weight_decay), lr=cfg.base_lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
+        param_groups(model, cfg.weight_decay),
+        lr=cfg.base_lr,
+        betas=cfg.betas,
+        eps=cfg.eps,
+        weight_decay=cfg.weight_decay,
     )
 
 

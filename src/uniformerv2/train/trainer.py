@@ -103,7 +103,9 @@ def _datasets(config: TrainConfig) -> tuple[VideoListDataset, VideoListDataset |
         raise ValueError("data.train_list is empty: give the training annotation file")
     preprocess = data.preprocess()
     common = dict(frame_template=data.frame_template, seed=config.seed, skip_bad_videos=data.skip_bad_videos)
-    train = VideoListDataset(read_annotations(data.train_list, data, classes), preprocess, "train", aug=config.aug, **common)
+    train = VideoListDataset(
+        read_annotations(data.train_list, data, classes), preprocess, "train", aug=config.aug, **common
+    )
     val = None
     if data.val_list:
         val = VideoListDataset(read_annotations(data.val_list, data, classes), preprocess, "val", **common)
@@ -125,7 +127,9 @@ def _resume(
     return state["epoch"] + 1, float(state["best_top1"]), int(state["best_epoch"])
 
 
-def _state(model: UniFormerV2, optimizer: Any, scaler: Any, epoch: int, best: tuple[float, int], config: TrainConfig) -> dict[str, Any]:
+def _state(
+    model: UniFormerV2, optimizer: Any, scaler: Any, epoch: int, best: tuple[float, int], config: TrainConfig
+) -> dict[str, Any]:
     return {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -143,7 +147,14 @@ def _log_epoch(record: dict[str, Any], epochs: int) -> None:
     skipped = f" | {record['train_skipped']} bad videos skipped" if record["train_skipped"] else ""
     _logger.info(
         "epoch %d/%d | train loss %.4f top1 %.2f%s | lr %.3g | %.1f s%s",
-        record["epoch"] + 1, epochs, record["train_loss"], record["train_top1"], val, record["lr"], record["seconds"], skipped,
+        record["epoch"] + 1,
+        epochs,
+        record["train_loss"],
+        record["train_top1"],
+        val,
+        record["lr"],
+        record["seconds"],
+        skipped,
     )
 
 
@@ -201,13 +212,27 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
     test = _final_test(best_model, config, ctx, batch) if config.eval.final_test else None
     if test is not None and ctx.is_primary:
         atomic_write_text(out / TEST_METRICS, json.dumps(test, indent=2) + "\n")
-        _logger.info("test (%dx%d views): top1 %.2f top5 %.2f over %d videos", config.eval.test_clips, config.eval.test_crops, test["top1"], test["top5"], test["count"])
+        _logger.info(
+            "test (%dx%d views): top1 %.2f top5 %.2f over %d videos",
+            config.eval.test_clips,
+            config.eval.test_crops,
+            test["top1"],
+            test["top5"],
+            test["count"],
+        )
     return FitResult(model, history, best[0], best[1], test, out)
 
 
 def _save_epoch(
-    out: Path, model: UniFormerV2, optimizer: Any, scaler: Any, epoch: int, best: tuple[float, int],
-    config: TrainConfig, improved: bool, history: list[dict[str, Any]],
+    out: Path,
+    model: UniFormerV2,
+    optimizer: Any,
+    scaler: Any,
+    epoch: int,
+    best: tuple[float, int],
+    config: TrainConfig,
+    improved: bool,
+    history: list[dict[str, Any]],
 ) -> None:
     state = _state(model, optimizer, scaler, epoch, best, config)
     ckpt.save_state(out / ckpt.LAST, state)
@@ -237,7 +262,11 @@ def _final_test(model: UniFormerV2, config: TrainConfig, ctx: DistContext, batch
         return None
     items = read_annotations(source, data, config.model.num_classes)
     preprocess = data.preprocess(config.eval.test_clips, config.eval.test_crops)
-    dataset = VideoListDataset(items, preprocess, "test", frame_template=data.frame_template, skip_bad_videos=data.skip_bad_videos)
+    dataset = VideoListDataset(
+        items, preprocess, "test", frame_template=data.frame_template, skip_bad_videos=data.skip_bad_videos
+    )
     views = config.eval.test_clips * config.eval.test_crops
-    loader = build_loader(dataset, max(1, (config.eval.batch_size or batch) // views), ctx, num_workers=data.num_workers)
+    loader = build_loader(
+        dataset, max(1, (config.eval.batch_size or batch) // views), ctx, num_workers=data.num_workers
+    )
     return test_multiview(model, loader, ctx, progress=config.progress)

@@ -297,7 +297,9 @@ class ClipRandAugment:
         return frames
 
 
-def _crop_box(height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float], rng: random.Random) -> tuple[int, int, int, int]:
+def _crop_box(
+    height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float], rng: random.Random
+) -> tuple[int, int, int, int]:
     """(top, left, h, w) of the official ``_get_param_spatial_crop`` (10 tries, centre fallback)."""
     area = height * width
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))

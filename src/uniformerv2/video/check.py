@@ -32,8 +32,17 @@ def check_video(path: str | os.PathLike[str], min_frames: int = 1) -> dict[str, 
         ``{"path", "ok", "frames", "fps", "width", "height", "codec", "duration", "error"}``;
         unknown values are None and ``error`` is None for a good video.
     """
-    row: dict[str, Any] = {"path": os.fspath(path), "ok": False, "frames": None, "fps": None, "width": None,
-                           "height": None, "codec": None, "duration": None, "error": None}
+    row: dict[str, Any] = {
+        "path": os.fspath(path),
+        "ok": False,
+        "frames": None,
+        "fps": None,
+        "width": None,
+        "height": None,
+        "codec": None,
+        "duration": None,
+        "error": None,
+    }
     try:
         with open_video(path) as reader:
             row.update(frames=reader.num_frames, codec=reader.codec, width=reader.width, height=reader.height)
@@ -49,7 +58,9 @@ def check_video(path: str | os.PathLike[str], min_frames: int = 1) -> dict[str, 
     return row
 
 
-def check_videos(paths: Iterable[str | os.PathLike[str]], min_frames: int = 1, progress: bool = False) -> list[dict[str, Any]]:
+def check_videos(
+    paths: Iterable[str | os.PathLike[str]], min_frames: int = 1, progress: bool = False
+) -> list[dict[str, Any]]:
     """:func:`check_video` for every path, in order.
 
     Args:

@@ -32,7 +32,15 @@ from uniformerv2.errors import VideoDecodeError
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.video.sampling import sample_indices
 
-__all__ = ["VideoReader", "PyAVReader", "FrameFolderReader", "ArrayReader", "TorchCodecReader", "open_video", "load_clip"]
+__all__ = [
+    "VideoReader",
+    "PyAVReader",
+    "FrameFolderReader",
+    "ArrayReader",
+    "TorchCodecReader",
+    "open_video",
+    "load_clip",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -120,7 +128,7 @@ class VideoReader(abc.ABC):
     def __len__(self) -> int:
         return self.num_frames
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: readers without an open file need nothing)
         """Release the open file, if any; the reader reopens it on next use."""
 
     def __enter__(self) -> VideoReader:
@@ -250,7 +258,9 @@ class PyAVReader(VideoReader):
         try:
             container = av.open(self.path, metadata_errors="ignore")
         except av.error.InvalidDataError as exc:
-            raise VideoDecodeError(self.path, f"not a readable video: header missing or corrupt ({exc.strerror})") from exc
+            raise VideoDecodeError(
+                self.path, f"not a readable video: header missing or corrupt ({exc.strerror})"
+            ) from exc
         except (av.error.FFmpegError, OSError) as exc:
             raise VideoDecodeError(self.path, f"cannot open: {exc}") from exc
         stream = _main_video_stream(container)
@@ -456,7 +466,9 @@ class PyAVReader(VideoReader):
             pos = self._decode_run(wanted, pos, keys, key_pos, out)
         return out
 
-    def _decode_run(self, wanted: list[int], pos: int, keys: list[int], key_pos: int, out: dict[int, torch.Tensor]) -> int:
+    def _decode_run(
+        self, wanted: list[int], pos: int, keys: list[int], key_pos: int, out: dict[int, torch.Tensor]
+    ) -> int:
         """Seek once and decode forward, collecting ``wanted[pos:]``; return the next position.
 
         Decoding continues past a wanted frame while the next wanted frame has no keyframe
@@ -622,7 +634,7 @@ class TorchCodecReader(VideoReader):
             raise VideoDecodeError(self.path, f"decoding failed: {exc}") from exc
         if batch.shape[0] != len(wanted):
             raise VideoDecodeError(self.path, f"decoded {batch.shape[0]} of {len(wanted)} frames (file truncated?)")
-        return dict(zip(wanted, batch))
+        return dict(zip(wanted, batch, strict=False))
 
     def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[torch.Tensor]:
         end = self.num_frames if stop is None else min(stop, self.num_frames)
@@ -686,7 +698,9 @@ class FrameFolderReader(VideoReader):
         fps: frame rate to report (the folder does not store one); NaN when None.
     """
 
-    def __init__(self, folder: str | os.PathLike[str], *, template: str | None = None, fps: float | None = None) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], *, template: str | None = None, fps: float | None = None
+    ) -> None:
         self.path = os.fspath(folder)
         if not os.path.isdir(self.path):
             raise VideoDecodeError(self.path, "is not a directory")

@@ -154,9 +154,7 @@ def sample_indices(
     base1 = cfg.one_based if one_based is None else one_based
     if cfg.sampling == "segment":
         return segment_indices(num_frames, cfg.num_frames, clip_idx, clips, rng=rng, one_based=base1)
-    return dense_indices(
-        num_frames, cfg.num_frames, cfg.frame_interval, clip_idx, clips, rng=rng, one_based=base1
-    )
+    return dense_indices(num_frames, cfg.num_frames, cfg.frame_interval, clip_idx, clips, rng=rng, one_based=base1)
 
 
 def union_indices(clips: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:

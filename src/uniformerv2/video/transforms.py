@@ -96,7 +96,9 @@ def _crop_indices(num_crops: int) -> list[int]:
     return [1] if num_crops == 1 else list(range(num_crops))
 
 
-def test_views(frames_per_clip: Sequence[torch.Tensor], cfg: PreprocessConfig, num_crops: int | None = None) -> torch.Tensor:
+def test_views(
+    frames_per_clip: Sequence[torch.Tensor], cfg: PreprocessConfig, num_crops: int | None = None
+) -> torch.Tensor:
     """All test views of one video (official multi-view test, §3.4).
 
     Views are clip-major: view j is temporal clip j // S with spatial crop j % S; with one crop

@@ -71,7 +71,9 @@ def to_ours(sd: Mapping[str, torch.Tensor], fmt: Format | None = None, source: s
         return remap(sd, OFFICIAL_RULES, reverse=True, source=source)
     if fmt == "mmaction2":
         return remap(sd, MMACTION2_RULES, reverse=True, ignore=MMACTION2_IGNORE, source=source)
-    raise CheckpointError(f"{source}: a CLIP checkpoint holds a backbone only; use clip_to_ours() to initialise from it")
+    raise CheckpointError(
+        f"{source}: a CLIP checkpoint holds a backbone only; use clip_to_ours() to initialise from it"
+    )
 
 
 def from_ours(sd: Mapping[str, torch.Tensor], fmt: Literal["official", "mmaction2"]) -> StateDict:
@@ -82,7 +84,10 @@ def from_ours(sd: Mapping[str, torch.Tensor], fmt: Literal["official", "mmaction
 
 
 def inflate_conv(weight_2d: torch.Tensor, time_dim: int) -> torch.Tensor:
-    """Place a 2-D patch kernel in the centre temporal slice of a (out, in, t, p, p) kernel (official ``inflate_weight``)."""
+    """Place a 2-D patch kernel in the centre temporal slice of a (out, in, t, p, p) kernel.
+
+    Official ``inflate_weight(center=True)``.
+    """
     if weight_2d.ndim == 5:
         weight_2d = weight_2d[:, :, weight_2d.shape[2] // 2]
     out = weight_2d.new_zeros(weight_2d.shape[0], weight_2d.shape[1], time_dim, *weight_2d.shape[2:])
@@ -134,7 +139,13 @@ def infer_config(sd: Mapping[str, torch.Tensor], **overrides: Any) -> UniFormerV
         raise CheckpointError(f"cannot infer the architecture: key {exc} missing") from None
     layers = _count(sd, r"^blocks\.(\d+)\.")
     n_layers = _count(sd, r"^global_blocks\.(\d+)\.")
-    lmhra = "double" if "blocks.0.lmhra2.reduce.weight" in sd else "single" if "blocks.0.lmhra1.reduce.weight" in sd else "none"
+    lmhra = (
+        "double"
+        if "blocks.0.lmhra2.reduce.weight" in sd
+        else "single"
+        if "blocks.0.lmhra1.reduce.weight" in sd
+        else "none"
+    )
     kwargs: dict[str, Any] = dict(
         input_resolution=grid * conv.shape[-1],
         patch_size=conv.shape[-1],

@@ -55,8 +55,8 @@ def _model_card(config: dict[str, Any]) -> str:
         "---\nlibrary_name: uniformerv2\npipeline_tag: video-classification\ntags:\n- uniformerv2\n- video\n---\n\n"
         f"# UniFormerV2\n\nA UniFormerV2 video classifier ({arch['width']} wide, {arch['layers']} blocks, "
         f"patch {arch['patch_size']}, {config['num_classes']} classes, {config['num_frames']} frames at "
-        f"{config['image_size']}px).\n\n```python\nimport uniformerv2\nmodel = uniformerv2.load_model(\"<this repo>\")\n"
-        "print(uniformerv2.predict(\"video.mp4\", model=model))\n```\n"
+        f'{config["image_size"]}px).\n\n```python\nimport uniformerv2\nmodel = uniformerv2.load_model("<this repo>")\n'
+        'print(uniformerv2.predict("video.mp4", model=model))\n```\n'
     )
 
 

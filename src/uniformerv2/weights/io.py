@@ -76,9 +76,13 @@ def read_checkpoint(path: str | Path) -> tuple[StateDict, dict[str, Any]]:
             "or convert it to safetensors on a machine where you trust it"
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else f"{type(exc).__name__}: file empty or cut short"
+        reason = (
+            str(exc).strip().splitlines()[0] if str(exc).strip() else f"{type(exc).__name__}: file empty or cut short"
+        )
         raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
-    extras = {k: v for k, v in obj.items() if not isinstance(v, (Mapping, torch.Tensor))} if isinstance(obj, Mapping) else {}
+    extras = (
+        {k: v for k, v in obj.items() if not isinstance(v, (Mapping, torch.Tensor))} if isinstance(obj, Mapping) else {}
+    )
     return unwrap(obj, source=str(path)), extras
 
 
@@ -165,12 +169,19 @@ def load_weights(
         if k in sd and k in own and sd[k].shape[0] != own[k].shape[0] and sd[k].shape[1:] == own[k].shape[1:]
     ]
     if head:
-        _logger.warning("%s: classifier has %d classes, model %d: head re-initialised", name, sd[head[0]].shape[0], own[head[0]].shape[0])
+        _logger.warning(
+            "%s: classifier has %d classes, model %d: head re-initialised",
+            name,
+            sd[head[0]].shape[0],
+            own[head[0]].shape[0],
+        )
         report.reinitialised = head
         sd = {k: v for k, v in sd.items() if k not in head}
     missing = [k for k in own if k not in sd and k not in head]
     unexpected = [k for k in sd if k not in own]
-    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if k in own and sd[k].shape != own[k].shape]
+    shapes = [
+        f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if k in own and sd[k].shape != own[k].shape
+    ]
     if fmt == "clip":
         report.missing = missing
         missing = []

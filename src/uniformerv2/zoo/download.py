@@ -236,11 +236,22 @@ def _transfer(url: str, part: Path, *, progress: bool, timeout: float) -> None:
         _copy_body(response, part, offset, total, progress=progress)
 
 
-def _copy_body(response: http.client.HTTPResponse, part: Path, offset: int, total: int | None, *, progress: bool) -> None:
+def _copy_body(
+    response: http.client.HTTPResponse, part: Path, offset: int, total: int | None, *, progress: bool
+) -> None:
     received = offset
-    with open(part, "ab" if offset else "wb") as out, tqdm(
-        total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=part.name[:-5], disable=not progress
-    ) as bar:
+    with (
+        open(part, "ab" if offset else "wb") as out,
+        tqdm(
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=part.name[:-5],
+            disable=not progress,
+        ) as bar,
+    ):
         try:
             while chunk := response.read(_CHUNK):
                 out.write(chunk)

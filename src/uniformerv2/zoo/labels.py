@@ -10,7 +10,7 @@ import csv
 import json
 import os
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 #: Label-set name -> (file in ``zoo/labels``, number of rows taken from its top).
@@ -61,7 +61,7 @@ def load_labels(name: str) -> list[str]:
     return list(_load_set(name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_set(name: str) -> tuple[str, ...]:
     filename, count = _LABEL_SETS[name]
     lines = _read_resource(filename).splitlines()[:count]
