@@ -7,10 +7,9 @@ from uniformerv2.flops import count_flops
 from uniformerv2.inference import embed, plot_timeline, predict, timeline
 from uniformerv2.model import UniFormerV2
 from uniformerv2.preprocess import PreprocessConfig
+from uniformerv2.version import __version__ as __version__
 from uniformerv2.weights import from_pretrained, load_weights, push_to_hub, save_pretrained
 from uniformerv2.zoo import list_pretrained
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
