@@ -118,7 +118,9 @@ def test_fusion_strategies_differ() -> None:
     outs = {}
     for fusion in ("sequential", "hierarchical_kv", "hierarchical_q"):
         model = UniFormerV2(tiny(fusion=fusion)).eval()
-        model.load_state_dict(base.state_dict())
+        state = base.state_dict()  # every per-stage query q_i starts as the sequential query
+        state["fusion.query"] = state["fusion.query"].expand_as(model.fusion.query).clone()
+        model.load_state_dict(state)
         with torch.no_grad():
             outs[fusion] = model(video())
     assert not torch.allclose(outs["sequential"], outs["hierarchical_kv"])
