@@ -1,0 +1,116 @@
+"""The reader interface shared by every video source, and the checks done before opening a file."""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from uniformerv2.errors import VideoDecodeError
+
+__all__ = ["VideoReader", "check_file"]
+
+
+class VideoReader(abc.ABC):
+    """Random access to the frames of one video.
+
+    Attributes:
+        path: the file, folder or a description of the array, for error messages.
+    """
+
+    path: str
+
+    @property
+    @abc.abstractmethod
+    def num_frames(self) -> int:
+        """Number of decodable frames."""
+
+    @property
+    @abc.abstractmethod
+    def fps(self) -> float:
+        """Average frame rate (frames per second); NaN when unknown."""
+
+    @property
+    @abc.abstractmethod
+    def height(self) -> int:
+        """Height of the returned frames (after rotation and any downscaling)."""
+
+    @property
+    @abc.abstractmethod
+    def width(self) -> int:
+        """Width of the returned frames (after rotation and any downscaling)."""
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds: ``num_frames / fps``."""
+        return self.num_frames / self.fps
+
+    @property
+    def codec(self) -> str:
+        """Name of the video codec, or a short description of the source."""
+        return type(self).__name__
+
+    @abc.abstractmethod
+    def _decode(self, wanted: list[int]) -> dict[int, torch.Tensor]:
+        """Decode sorted unique in-range indices into a map index -> (H, W, 3) uint8 tensor."""
+
+    @abc.abstractmethod
+    def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[torch.Tensor]:
+        """Stream frames ``start <= i < stop`` one at a time, in order, with bounded memory.
+
+        Args:
+            start: first frame index.
+            stop: one past the last frame index; the end of the video when None.
+
+        Yields:
+            (H, W, 3) uint8 RGB frames.
+        """
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        """Decode exactly the requested frames.
+
+        Args:
+            indices: 0-based frame indices, in any order, duplicates allowed.
+
+        Returns:
+            (len(indices), H, W, 3) uint8 RGB tensor; row j is frame ``indices[j]``.
+
+        Raises:
+            VideoDecodeError: an index is out of range or a frame cannot be decoded.
+        """
+        idx = [int(i) for i in indices]
+        n = self.num_frames
+        bad = [i for i in idx if not 0 <= i < n]
+        if bad:
+            raise VideoDecodeError(self.path, f"frame index {bad[0]} is out of range: the video has {n} frames")
+        if not idx:
+            return torch.empty((0, self.height, self.width, 3), dtype=torch.uint8)
+        frames = self._decode(sorted(set(idx)))
+        return torch.stack([frames[i] for i in idx])
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def close(self) -> None:  # noqa: B027 (optional hook: readers without an open file need nothing)
+        """Release the open file, if any; the reader reopens it on next use."""
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+
+def check_file(path: str) -> None:
+    """Raise :class:`VideoDecodeError` when ``path`` is missing, a directory or empty."""
+    if not os.path.exists(path):
+        raise VideoDecodeError(path, "file does not exist")
+    if os.path.isdir(path):
+        raise VideoDecodeError(path, "is a directory, not a video file")
+    if os.path.getsize(path) == 0:
+        raise VideoDecodeError(path, "file is empty (0 bytes)")
