@@ -223,6 +223,8 @@ def embed(
     amp_dtype: torch.dtype | str | None = None,
     decode_short_side: int | None = None,
     progress: bool = False,
+    window: int | None = None,
+    stride: int | None = None,
 ) -> Any:
     """Pooled video embeddings, averaged over the test views.
 
@@ -240,6 +242,10 @@ def embed(
         device: as for :func:`predict`.
         amp_dtype: as for :func:`predict`.
         progress: show a tqdm bar over videos.
+        window: frames per snippet; with ``window`` or ``stride`` the result is a feature
+            sequence per video (:class:`~uniformerv2.inference._features.SnippetFeatures`, one
+            list of them for a list of videos; ``views`` is then 1x1 or 1x3), decoded as a stream.
+        stride: frames between snippet starts (default half a window).
 
     Returns:
         A (B, n) float32 tensor for a list of B videos, (n,) for a single video. With ``layers``
@@ -250,6 +256,22 @@ def embed(
     Raises:
         VideoDecodeError: a video could not be read.
     """
+    if window is not None or stride is not None:
+        from uniformerv2.inference._features import crops_from_views, embed_snippets
+
+        return embed_snippets(
+            videos,
+            model,
+            window=window,
+            stride=stride,
+            crops=crops_from_views(views),
+            layers=layers,
+            batch_size=batch_size,
+            device=device,
+            amp_dtype=amp_dtype,
+            decode_short_side=decode_short_side,
+            progress=progress,
+        )
     items, single = as_video_list(videos)
     values: list[Any] = [None] * len(items)
     for result in embed_many(
