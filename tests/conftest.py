@@ -29,6 +29,37 @@ def tiny_preprocess(**overrides: object) -> PreprocessConfig:
     return PreprocessConfig(**fields)
 
 
+def tiny_config(**overrides: object) -> uniformerv2.UniFormerV2Config:
+    """The tiny architecture: 32 px, 16 px patches, 3 blocks of width 64 with 2 heads, 2 global blocks."""
+    fields: dict = dict(
+        input_resolution=32,
+        patch_size=16,
+        width=64,
+        layers=3,
+        heads=2,
+        n_dim=64,
+        n_head=2,
+        return_list=(1, 2),
+        num_classes=5,
+    )
+    fields.update(overrides)
+    return uniformerv2.UniFormerV2Config(**fields)
+
+
+def randomise(model: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
+    """Add N(0, scale) noise to every parameter, so zero-initialised paths matter."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen))
+    return model
+
+
+def random_clip(b: int = 2, t: int = 4, h: int = 32, w: int = 32, seed: int = 0) -> torch.Tensor:
+    """A deterministic random input batch (B, 3, T, H, W)."""
+    return torch.randn(b, 3, t, h, w, generator=torch.Generator().manual_seed(seed))
+
+
 def make_tiny_model(num_classes: int = 5, seed: int = 0, **overrides: object) -> uniformerv2.UniFormerV2:
     """A tiny UniFormerV2 in eval mode with every parameter randomised (deterministic per seed).
 
@@ -36,20 +67,10 @@ def make_tiny_model(num_classes: int = 5, seed: int = 0, **overrides: object) ->
     get N(0, 0.02) noise. ``pretrained_cfg`` carries :data:`TINY_LABELS` (or ``LABEL_i``) and
     :func:`tiny_preprocess`.
     """
-    fields: dict = dict(
-        input_resolution=32,
-        patch_size=16,
-        width=64,
-        layers=2,
-        heads=1,
-        n_dim=64,
-        n_head=1,
-        return_list=(0, 1),
-        num_classes=num_classes,
-    )
+    fields: dict = dict(layers=2, heads=1, n_head=1, return_list=(0, 1), num_classes=num_classes)
     fields.update(overrides)
     torch.manual_seed(seed)
-    model = uniformerv2.UniFormerV2(uniformerv2.UniFormerV2Config(**fields))
+    model = uniformerv2.UniFormerV2(tiny_config(**fields))
     with torch.no_grad():
         for param in model.parameters():
             param.add_(torch.randn_like(param) * 0.02)

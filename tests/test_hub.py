@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_model import randomise, tiny, video
+from conftest import random_clip as video
+from conftest import randomise
+from conftest import tiny_config as tiny
 
 import uniformerv2
 from uniformerv2 import CheckpointError, DownloadError, UniFormerV2

@@ -8,7 +8,9 @@ import pickle
 
 import pytest
 import torch
-from test_model import randomise, tiny, video
+from conftest import random_clip as video
+from conftest import randomise
+from conftest import tiny_config as tiny
 from torch import nn
 
 import uniformerv2
