@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import uniformerv2.inference.distributed as distributed
-from uniformerv2.inference.distributed import read_records, run_sharded, shard_file
+import uniformerv2.inference.sharding as sharding
+from uniformerv2.inference.sharding import read_records, run_sharded, shard_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def test_resume_after_a_crash_mid_line(tmp_path) -> None:
 
 
 def test_two_ranks_in_sequence_shard_and_rank0_merges(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(distributed, "_barrier", lambda world: None)
+    monkeypatch.setattr(sharding, "barrier", lambda world: None)
     paths = [f"v{i}" for i in range(7)]
     out = tmp_path / "all.json"
     jobs = {1: CountingJob(), 0: CountingJob()}

@@ -22,3 +22,24 @@ class CheckpointError(UniFormerV2Error):
 
 class DownloadError(UniFormerV2Error):
     """A weight file could not be fetched (offline, network, hash mismatch)."""
+
+
+class DeviceError(UniFormerV2Error):
+    """The requested device is unknown or not available on this machine."""
+
+
+class OutputError(UniFormerV2Error):
+    """A result could not be written: no space left, no permission, or an output that cannot be made."""
+
+
+class ResumeError(UniFormerV2Error):
+    """Earlier partial results in an output were made with other settings and cannot be resumed."""
+
+
+class InputError(UniFormerV2Error):
+    """Command-line inputs name no videos: an empty list or directory, or a list that is not text."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from uniformerv2.atomic import atomic_torch_save
-from uniformerv2.cli.predict import guarded
+from uniformerv2.cli._jobs import guarded
 from uniformerv2.weights import (
     from_ours,
     label_permutation,

@@ -11,18 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from uniformerv2.atomic import atomic_write
-from uniformerv2.cli.predict import (
-    add_model_args,
-    add_run_args,
-    guarded,
-    load_cli_model,
-    run_options,
-    sharded_or_local,
-)
-from uniformerv2.inference._predict import embed_many
-from uniformerv2.inference.distributed import write_csv
-from uniformerv2.inference.engine import Result, parse_views
+from uniformerv2.atomic import atomic_write, atomic_write_csv
+from uniformerv2.cli._jobs import guarded, load_cli_model, run_options, sharded_or_local
+from uniformerv2.cli._options import add_model_args, add_run_args, add_views_arg
+from uniformerv2.inference import Result, embed_many
 from uniformerv2.inference.inputs import collect_videos
 
 _EXAMPLE = """examples:
@@ -48,9 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("videos", nargs="+", help="video files, directories (searched recursively) or .txt/.csv lists")
     parser.add_argument("--out", required=True, help="output directory for the .npy files and index.csv")
     add_model_args(parser)
-    parser.add_argument(
-        "--views", type=parse_views, default=None, help="CLIPSxCROPS, e.g. 4x3 or 1x1 (default: the checkpoint's)"
-    )
+    add_views_arg(parser)
     add_run_args(parser)
     parser.set_defaults(func=run)
 
@@ -85,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return embed_many(todo, model, views=args.views, **run_options(args))
 
     def write(records: list[dict[str, Any]]) -> None:
-        write_csv(records, out / "index.csv", ["video", "file", "dim", "error"])
+        atomic_write_csv(out / "index.csv", records, ["video", "file", "dim", "error"])
 
     def show(record: dict[str, Any]) -> str:
         return f"{record['video']} -> {out / record['file']}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from uniformerv2.cli.predict import guarded
+from uniformerv2.cli._jobs import guarded
 
 _EXAMPLE = """examples:
   uniformerv2 flops                                   # the four released reference configurations

@@ -6,15 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from uniformerv2.cli.predict import (
-    add_decode_arg,
-    add_model_args,
-    guarded,
-    load_cli_model,
-)
+from uniformerv2.atomic import atomic_write_json
+from uniformerv2.cli._jobs import guarded, load_cli_model
+from uniformerv2.cli._options import add_decode_arg, add_model_args
 from uniformerv2.errors import VideoDecodeError
-from uniformerv2.inference._timeline import plot_timeline, timeline
-from uniformerv2.inference.distributed import write_json
+from uniformerv2.inference import plot_timeline, timeline
 
 _EXAMPLE = """examples:
   uniformerv2 timeline match.mp4 --plot match.png
@@ -77,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         print(_line(row))
     if args.json:
-        write_json(rows, args.json)
+        atomic_write_json(args.json, rows)
     if args.plot:
         plot_timeline(rows, args.plot, title=args.video)
     return 0

@@ -58,7 +58,7 @@ def _list_presets() -> int:
 def run(args: argparse.Namespace) -> int:
     """Resolve the config and call :func:`uniformerv2.train.fit`; exit 0 on success, 2 on a usage error."""
     from uniformerv2.errors import UniFormerV2Error
-    from uniformerv2.inference.distributed import dist_env
+    from uniformerv2.runtime import dist_env
     from uniformerv2.train.config import (
         TrainConfig,
         apply_overrides,

@@ -28,7 +28,6 @@ from uniformerv2.atomic import atomic_savefig
 from uniformerv2.errors import VideoDecodeError
 from uniformerv2.inference.engine import (
     VideoLike,
-    autocast,
     model_labels,
     open_source,
     resolve_model,
@@ -36,6 +35,7 @@ from uniformerv2.inference.engine import (
     view_config,
 )
 from uniformerv2.preprocess import PreprocessConfig
+from uniformerv2.runtime import autocast
 from uniformerv2.video.transforms import normalize, short_side_resize, uniform_crop
 
 __all__ = ["timeline", "plot_timeline", "window_indices"]

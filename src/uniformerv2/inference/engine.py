@@ -8,7 +8,6 @@ a video with K clips and S crops has V = K * S views, clip-major.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -23,18 +22,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from uniformerv2.errors import VideoDecodeError
 from uniformerv2.preprocess import PreprocessConfig
+from uniformerv2.runtime import autocast, resolve_device
 from uniformerv2.video import extract_views, open_video
 from uniformerv2.video.decode import ArrayReader, VideoReader
 
 __all__ = [
     "VideoLike",
     "Result",
-    "resolve_device",
     "resolve_model",
     "model_labels",
     "view_config",
     "parse_views",
-    "autocast",
     "as_video_list",
     "open_source",
     "run_views",
@@ -76,20 +74,6 @@ class Result:
             raise VideoDecodeError(self.video, self.error)
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a :class:`torch.device`; None picks cuda, then mps, then cpu.
-
-    Under torchrun (``LOCAL_RANK`` set) None picks ``cuda:LOCAL_RANK``.
-    """
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def resolve_model(model: Any, device: str | torch.device | None = None) -> tuple[torch.nn.Module, torch.device]:
     """An eval-mode model and the device it runs on.
 
@@ -111,7 +95,7 @@ def resolve_model(model: Any, device: str | torch.device | None = None) -> tuple
     if device is None:
         target = next(model.parameters()).device
     else:
-        target = torch.device(device)
+        target = resolve_device(device)
         model = model.to(target)
     return model.eval(), target
 
@@ -143,17 +127,6 @@ def parse_views(text: str) -> tuple[int, int]:
     if not match or int(match[1]) < 1 or int(match[2]) not in (1, 3):
         raise ValueError(f"views must look like CLIPSxCROPS with crops 1 or 3 (e.g. 4x3, 1x1), got {text!r}")
     return int(match[1]), int(match[2])
-
-
-def autocast(device: torch.device, amp_dtype: torch.dtype | str | None) -> contextlib.AbstractContextManager[Any]:
-    """Autocast context for ``amp_dtype`` (``torch.bfloat16``/``"bf16"``, ``torch.float16``/``"fp16"``), or a no-op."""
-    if amp_dtype is None:
-        return contextlib.nullcontext()
-    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
-    dtype = names.get(amp_dtype) if isinstance(amp_dtype, str) else amp_dtype
-    if dtype not in (torch.bfloat16, torch.float16):
-        raise ValueError(f"amp_dtype must be bf16 or fp16, got {amp_dtype!r}")
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _is_single(videos: Any) -> bool:

@@ -13,8 +13,6 @@ directory.
 
 from __future__ import annotations
 
-import csv
-import datetime
 import io
 import json
 import logging
@@ -24,20 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch.distributed as dist
+from uniformerv2.atomic import atomic_write_json, json_safe
+from uniformerv2.runtime import barrier, dist_env
 
-from uniformerv2.atomic import atomic_write_text
-
-__all__ = ["ShardSummary", "dist_env", "shard_file", "read_records", "run_sharded", "write_json", "write_csv"]
+__all__ = ["Job", "ShardSummary", "shard_file", "read_records", "run_sharded"]
 
 _logger = logging.getLogger(__name__)
 
 #: A job turns the videos still to do into one record per video: ``{"video": path, ...}``, with
 #: an ``"error"`` entry for a video that failed.
 Job = Callable[[list[str]], Iterable[dict[str, Any]]]
-
-#: How long rank 0 waits at the barrier for the slowest rank.
-BARRIER_TIMEOUT = datetime.timedelta(hours=72)
 
 
 @dataclass
@@ -64,11 +58,6 @@ class ShardSummary:
     def any_failed(self) -> bool:
         """True when this rank failed on a video, or (rank 0) any merged record is a failure."""
         return bool(self.failed) or any("error" in r for r in self.records or [])
-
-
-def dist_env() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from the torchrun environment; (0, 1, 0) when unset."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
 def shard_file(out_path: str | os.PathLike[str], rank: int) -> Path:
@@ -124,7 +113,7 @@ def run_sharded(
             (``{"video": path, ...}``, plus ``"error": message`` when the video failed).
         out_path: the final output; shard files go next to it (:func:`shard_file`).
         write: rank 0 calls it with the merged records; the default writes them to ``out_path``
-            as a JSON list (:func:`write_json`).
+            as a JSON list (:func:`uniformerv2.atomic.atomic_write_json`).
         rank: overrides ``RANK``.
         world_size: overrides ``WORLD_SIZE``.
 
@@ -142,42 +131,14 @@ def run_sharded(
     _logger.info("rank %d/%d: %d videos, %d already done", rank, world, len(shard), summary.skipped)
     with _open_append(shard_file(out_path, rank)) as handle:
         for record in job(todo) if todo else ():
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(json_safe(record), ensure_ascii=False, allow_nan=False) + "\n")
             handle.flush()
             summary.processed += 1
             if "error" in record:
                 summary.failed.append((str(record["video"]), str(record["error"])))
-    _barrier(world)
+    barrier(world)
     if rank == 0:
         merged = read_records(out_path)
         summary.records = [merged[v] for v in videos if v in merged]
-        (write or (lambda records: write_json(records, out_path)))(summary.records)
+        (write or (lambda records: atomic_write_json(out_path, records)))(summary.records)
     return summary
-
-
-def _barrier(world: int) -> None:
-    """Wait for every rank (no-op for one process); creates a gloo group when none exists."""
-    if world <= 1:
-        return
-    own = not dist.is_initialized()
-    if own:
-        dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
-    try:
-        dist.barrier()
-    finally:
-        if own:
-            dist.destroy_process_group()
-
-
-def write_json(records: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """Write the records as a JSON list, atomically."""
-    return atomic_write_text(path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
-
-
-def write_csv(rows: Iterable[dict[str, Any]], path: str | os.PathLike[str], columns: Sequence[str]) -> Path:
-    """Write rows (dicts; missing columns left empty) as CSV with a header, atomically."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return atomic_write_text(path, buffer.getvalue())

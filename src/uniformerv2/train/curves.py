@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from uniformerv2.atomic import atomic_write_text
+from uniformerv2.atomic import atomic_savefig, atomic_write_text
 
 __all__ = ["METRICS", "CURVES", "read_metrics", "write_metrics", "plot_curves"]
 
@@ -41,12 +40,10 @@ def plot_curves(records: Sequence[dict[str, Any]], path: str | os.PathLike[str])
     Records carry ``epoch`` (0-based) and ``train_loss``/``train_top1``, plus ``val_loss``/
     ``val_top1`` on validated epochs. Needs matplotlib (the ``plot`` extra); imported here only.
     """
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the global backend stays the user's
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for split, style in (("train", "-o"), ("val", "-s")):
         rows = [r for r in records if f"{split}_loss" in r]
         epochs = [r["epoch"] + 1 for r in rows]
@@ -58,14 +55,4 @@ def plot_curves(records: Sequence[dict[str, Any]], path: str | os.PathLike[str])
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_savefig(fig, path, dpi=100)

@@ -11,7 +11,7 @@ Two nodes of 8 GPUs (run on each node, ``--node_rank`` 0 and 1; the endpoint is 
         -m uniformerv2 train --config run.yaml
 
 Without ``WORLD_SIZE`` in the environment everything runs in one process with no process group.
-The rank, world size and local rank come from :func:`uniformerv2.inference.distributed.dist_env`.
+The rank, world size and local rank come from :func:`uniformerv2.runtime.dist_env`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from uniformerv2.inference.distributed import dist_env
+from uniformerv2.runtime import dist_env, resolve_device
 
 __all__ = ["DistContext", "init_distributed", "wrap_model", "unwrap", "all_reduce_sum", "barrier", "cleanup"]
 
@@ -63,12 +63,11 @@ class DistContext:
 def _pick_device(preference: str, local_rank: int) -> torch.device:
     if preference not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {preference!r}")
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' but CUDA is not available")
-    if preference == "cpu" or not torch.cuda.is_available():
+    if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
-    torch.cuda.set_device(local_rank)
-    return torch.device("cuda", local_rank)
+    device = resolve_device(f"cuda:{local_rank}")  # DeviceError when CUDA is missing
+    torch.cuda.set_device(device)
+    return device
 
 
 def init_distributed(device: str = "auto", timeout_minutes: int = 60) -> DistContext:

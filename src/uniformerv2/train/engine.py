@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from uniformerv2.runtime import autocast
 from uniformerv2.train.config import OptimConfig
 from uniformerv2.train.distributed import DistContext, all_reduce_sum, unwrap
 from uniformerv2.train.optim import lr_at, set_lr
@@ -26,8 +27,6 @@ from uniformerv2.train.optim import lr_at, set_lr
 __all__ = ["resolve_amp", "make_scaler", "train_one_epoch", "evaluate", "test_multiview"]
 
 _logger = logging.getLogger(__name__)
-
-_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
@@ -41,12 +40,6 @@ def resolve_amp(amp: str, device: torch.device) -> str:
 def make_scaler(amp: str, device: torch.device) -> torch.amp.GradScaler:
     """GradScaler (initial scale 2^16, as timm's NativeScaler) enabled only for fp16 on CUDA."""
     return torch.amp.GradScaler("cuda", enabled=amp == "fp16" and device.type == "cuda")
-
-
-def _autocast(amp: str, device: torch.device) -> contextlib.AbstractContextManager:
-    if amp == "none":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=_DTYPES[amp])
 
 
 def _hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -163,7 +156,7 @@ def _train_step(
     labels = batch.labels.to(device, non_blocking=True)
     no_sync = not sync and isinstance(model, DistributedDataParallel)
     with model.no_sync() if no_sync else contextlib.nullcontext():
-        with _autocast(amp, device):
+        with autocast(device, amp):
             logits = model(inputs)
         loss = F.cross_entropy(logits.float(), labels)
         if not torch.isfinite(loss):

@@ -1,0 +1,119 @@
+"""What the inference commands share at run time: error handling, the model, and batch jobs.
+
+Errors follow one rule: a usage or configuration problem is one ``error: ...`` line and exit
+status 2; videos that fail are listed one ``error: <file>: <cause>`` line each after the others
+finished, with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from uniformerv2.errors import CheckpointError, UniFormerV2Error
+from uniformerv2.inference import Result
+from uniformerv2.inference.sharding import run_sharded
+from uniformerv2.runtime import dist_env, resolve_device
+
+
+def guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn expected errors (bad model name, checkpoint, labels, input) into ``error: ...`` and exit code 2."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except KeyError as exc:
+            return fail(exc.args[0] if exc.args else exc)
+        except (UniFormerV2Error, ValueError, OSError) as exc:
+            return fail(exc)
+
+    return wrapper
+
+
+def fail(message: object, code: int = 2) -> int:
+    """Print the first line of ``message`` as ``error: ...``; returns ``code``."""
+    lines = str(message).strip().splitlines()
+    print(f"error: {lines[0] if lines else 'failed'}", file=sys.stderr)
+    return code
+
+
+def load_cli_model(args: argparse.Namespace) -> Any:
+    """The model named by --model/--checkpoint (zoo default otherwise) with --labels applied."""
+    from uniformerv2.api import load_model
+    from uniformerv2.zoo import DEFAULT_MODEL, read_label_file
+
+    source = args.checkpoint or args.model or DEFAULT_MODEL
+    if args.checkpoint and not Path(args.checkpoint).exists():
+        raise ValueError(f"{args.checkpoint}: no such checkpoint file")
+    device = resolve_device(args.device)
+    try:
+        model = load_model(source, device=device)
+    except CheckpointError as exc:
+        if str(source) in str(exc):
+            raise
+        raise CheckpointError(f"{source}: {exc}") from exc  # name the file the user gave
+    if args.labels:
+        model.pretrained_cfg["labels"] = read_label_file(args.labels, expected=model.config.num_classes)
+    return model
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of the inference helpers from --batch-size/--workers/--amp/--decode-short-side."""
+    return {
+        "batch_size": args.batch_size,
+        "num_workers": args.workers,
+        "amp_dtype": args.amp,
+        "decode_short_side": args.decode_short_side,
+        "progress": sys.stderr.isatty(),
+    }
+
+
+def report_failures(failures: list[tuple[str, str]], total: int) -> int:
+    """Print one ``error: VIDEO: reason`` line per failure; returns the exit code (0 or 1)."""
+    if failures:
+        print(f"{len(failures)} of {total} videos failed:", file=sys.stderr)
+        for video, reason in failures:
+            print(f"error: {video}: {reason}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def sharded_or_local(
+    videos: list[str],
+    results: Callable[[list[str]], Iterator[Result]],
+    to_record: Callable[[Result], dict[str, Any]],
+    out_path: str | None,
+    write: Callable[[list[dict[str, Any]]], None] | None,
+    show: Callable[[dict[str, Any]], str],
+) -> int:
+    """Run a per-video job, resumably sharded when there is an output file, and report failures.
+
+    Under torchrun (WORLD_SIZE > 1) an output file is required, every rank runs its shard and
+    rank 0 merges; rank 0 lists every failure, other ranks their own. ``show`` formats each
+    successful record for stdout.
+    """
+    _, world, _ = dist_env()
+
+    def job(todo: list[str]) -> Iterator[dict[str, Any]]:
+        for result in results(todo):
+            record = to_record(result)
+            if "error" not in record:
+                print(show(record), flush=True)
+            yield record
+
+    if out_path is None:
+        if world > 1:
+            raise ValueError("under torchrun, pass an output file (--json/--csv, or --out) so ranks can merge")
+        return report_failures([(r["video"], r["error"]) for r in job(videos) if "error" in r], len(videos))
+    summary = run_sharded(videos, job, out_path, write=write)
+    if summary.skipped:
+        print(f"rank {summary.rank}: skipped {summary.skipped} videos already done", file=sys.stderr)
+    if summary.records is not None:
+        failures = [(str(r["video"]), str(r["error"])) for r in summary.records if "error" in r]
+    else:
+        failures = summary.failed
+    return report_failures(failures, len(videos))
