@@ -115,3 +115,66 @@ def make_test_video(tmp_path: Path) -> Callable[..., Path]:
         return make_video(path, num_frames, width, height, **kwargs)
 
     return make
+
+
+# ------------------------------------------------------------------------------- training data
+
+
+def write_video(path: Path, frames: object, fps: int = 25) -> Path:
+    """Write (T, H, W, 3) uint8 RGB frames (a numpy array) as H.264."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames.shape[1:3]  # type: ignore[attr-defined]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:  # type: ignore[attr-defined]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def make_brightness_dataset(root: Path, num_train: int = 16, num_val: int = 4, seed: int = 0) -> Path:
+    """``root/{train,val}.csv`` (``name,label``) over noisy bright (1) and dark (0) 8-frame 64x48 videos."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", num_train), ("val", num_val)):
+        lines = []
+        for i in range(count):
+            label = i % 2
+            level = rng.uniform(170, 230) if label else rng.uniform(20, 80)
+            frames = np.clip(level + rng.normal(0, 20, (8, 48, 64, 3)), 0, 255).astype(np.uint8)
+            write_video(root / f"{split}_{i}.mp4", frames)
+            lines.append(f"{split}_{i}.mp4,{label}")
+        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def tiny_train_config(data: Path, out: Path, *overrides: str):  # noqa: ANN201 (TrainConfig, imported lazily)
+    """The ``debug_tiny`` training preset on a brightness data set, quiet, single-process, on CPU."""
+    from uniformerv2.train import apply_overrides, get_preset
+
+    base = [
+        f"data.train_list={data / 'train.csv'}",
+        f"data.val_list={data / 'val.csv'}",
+        f"data.root={data}",
+        f"output_dir={out}",
+        "optim.batch_size=2",
+        "progress=false",
+        "device=cpu",
+    ]
+    return apply_overrides(get_preset("debug_tiny"), [*base, *overrides])
+
+
+@pytest.fixture(scope="module")
+def bright_dark(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 16/4-video brightness data set shared by a test module."""
+    return make_brightness_dataset(tmp_path_factory.mktemp("bright_dark"))
+
+
+@pytest.fixture(scope="module")
+def bright_dark_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4/2-video brightness data set for many short runs."""
+    return make_brightness_dataset(tmp_path_factory.mktemp("bright_dark_small"), num_train=4, num_val=2)

@@ -10,8 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
-from test_train_fit import make_brightness_dataset, tiny_config
+from conftest import make_brightness_dataset
+from conftest import tiny_train_config as tiny_config
+
+pytestmark = pytest.mark.slow  # end-to-end training runs
 
 _WORKER = """
 import json, sys, torch

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_train_config as tiny_config
 
 import uniformerv2.train.trainer as fit_module
 from uniformerv2.cli.main import main as cli_main
@@ -19,52 +19,7 @@ from uniformerv2.train import TrainConfig, apply_overrides, fit, get_preset
 from uniformerv2.train.data import VideoLoadError
 from uniformerv2.weights import from_pretrained
 
-
-def write_video(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
-    """Write (T, H, W, 3) uint8 RGB frames as H.264."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
-
-
-def make_brightness_dataset(root: Path, num_train: int = 16, num_val: int = 4, seed: int = 0) -> Path:
-    """``root/{train,val}.csv`` (``name,label``) over noisy bright (1) and dark (0) videos."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for split, count in (("train", num_train), ("val", num_val)):
-        lines = []
-        for i in range(count):
-            label = i % 2
-            level = rng.uniform(170, 230) if label else rng.uniform(20, 80)
-            frames = np.clip(level + rng.normal(0, 20, (8, 48, 64, 3)), 0, 255).astype(np.uint8)
-            write_video(root / f"{split}_{i}.mp4", frames)
-            lines.append(f"{split}_{i}.mp4,{label}")
-        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
-    return root
-
-
-def tiny_config(data: Path, out: Path, *overrides: str) -> TrainConfig:
-    """The ``debug_tiny`` preset on a brightness data set, quiet and single-worker."""
-    base = [
-        f"data.train_list={data / 'train.csv'}",
-        f"data.val_list={data / 'val.csv'}",
-        f"data.root={data}",
-        f"output_dir={out}",
-        "optim.batch_size=2",
-        "progress=false",
-        "device=cpu",
-    ]
-    return apply_overrides(get_preset("debug_tiny"), [*base, *overrides])
-
-
-@pytest.fixture(scope="module")
-def bright_dark(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_brightness_dataset(tmp_path_factory.mktemp("bright_dark"))
+pytestmark = pytest.mark.slow  # end-to-end training runs
 
 
 def test_fit_learns_brightness_and_writes_outputs(bright_dark: Path, tmp_path: Path) -> None:
