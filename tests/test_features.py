@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import weakref
 from pathlib import Path
 
@@ -13,10 +14,12 @@ import torch
 from conftest import make_tiny_model
 from videogen import frame_image
 
+from uniformerv2.cli.main import main
 from uniformerv2.errors import VideoDecodeError
 from uniformerv2.inference import embed
 from uniformerv2.video import open_video
 from uniformerv2.video.decode import ArrayReader
+from uniformerv2.weights import save_pretrained
 
 features_module = importlib.import_module("uniformerv2.inference._features")
 timeline_module = importlib.import_module("uniformerv2.inference._timeline")
@@ -125,3 +128,29 @@ def test_streaming_keeps_about_one_window_of_frames(model, monkeypatch) -> None:
     out = features_module.snippet_features(_LongReader(1200), model, window=8, stride=8, batch_size=32)
     assert out.features.shape == (150, 64)
     assert peak[0] <= 2 * 8  # preprocessed frames alive at once: about one window, never the video
+
+
+def test_cli_writes_feature_files_and_index(model, video, make_test_video, tmp_path, capsys) -> None:
+    model_dir = save_pretrained(model, tmp_path / "m")
+    other = make_test_video("sub/other.mp4", num_frames=20, fps=25)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\0" * 100)
+    out = tmp_path / "feats"
+    args = ["embed", str(video), str(other), str(broken), "--model", str(model_dir), "--out", str(out)]
+    args += ["--window", "8", "--stride", "4", "--workers", "0", "--layers", "-1"]
+    assert main(args) == 1
+    assert "broken.mp4" in capsys.readouterr().err
+    index = json.loads((out / "index.json").read_text())
+    assert index["feature_stride"] == 4 and index["window"] == 8 and index["dim"] == 64
+    entry = index["database"]["clip"]
+    assert entry["fps"] == pytest.approx(25.0) and entry["num_snippets"] == 11
+    assert entry["start_frame"][1] == 4 and entry["end"][1] == pytest.approx(12 / 25)
+    feats = np.load(out / entry["file"])
+    assert entry["file"] == "clip.npy" and feats.dtype == np.float32 and feats.shape == (11, 64)
+    np.testing.assert_allclose(feats, embed(video, model, window=8, stride=4).features.numpy(), atol=1e-6)
+    assert np.load(out / entry["tokens"]["cls.1"]).shape == (11, 4, 64)
+    assert index["database"]["other"]["num_snippets"] == 4
+    assert [e["video"] for e in index["errors"]] == [str(broken)]
+    stamp = (out / "clip.npy").stat().st_mtime_ns
+    assert main(args[:3] + args[4:]) == 0  # resume: the broken file left out, the others already done
+    assert (out / "clip.npy").stat().st_mtime_ns == stamp

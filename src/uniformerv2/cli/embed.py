@@ -13,14 +13,22 @@ import numpy as np
 
 from uniformerv2.atomic import atomic_write, atomic_write_csv
 from uniformerv2.cli._jobs import guarded, load_cli_model, run_options, sharded_or_local
-from uniformerv2.cli._options import add_model_args, add_run_args, add_views_arg
+from uniformerv2.cli._options import add_model_args, add_run_args, add_views_arg, positive_int
 from uniformerv2.inference import Result, embed_many
+from uniformerv2.inference._features import (
+    crops_from_views,
+    feature_names,
+    save_snippet_features,
+    snippet_features_many,
+    write_feature_index,
+)
 from uniformerv2.inference.inputs import collect_videos
 
 _EXAMPLE = """examples:
   uniformerv2 embed videos/ --out features/
   uniformerv2 embed list.csv --checkpoint model.pyth --views 1x1 --out features/
   torchrun --nproc-per-node 8 -m uniformerv2 embed videos/ --out features/   # sharded, resumable
+  uniformerv2 embed videos/ --window 16 --stride 4 --views 1x1 --out features/  # snippet feature sequences
 
 Each video gives features/<name>-<hash>.npy, a float32 array of shape (n,) (forward_features,
 averaged over the views); features/index.csv maps video -> file (and lists failures).
@@ -42,7 +50,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_args(parser)
     add_views_arg(parser)
     add_run_args(parser)
+    snippets = parser.add_argument_group("feature sequences (docs/features.md)")
+    snippets.add_argument(
+        "--window", type=positive_int, default=None, help="frames per snippet: one feature per snippet"
+    )
+    snippets.add_argument(
+        "--stride", type=positive_int, default=None, help="frames between snippets (default window/2)"
+    )
+    snippets.add_argument("--layers", type=_layers, default=None, help="also save these blocks' tokens, e.g. 4,-1")
     parser.set_defaults(func=run)
+
+
+def _layers(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected block indices like 4,-1, got {text!r}") from None
 
 
 def embedding_name(video: str) -> str:
@@ -70,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = load_cli_model(args)
+    if args.window is not None or args.stride is not None:
+        return _run_snippets(args, videos, out, model)
+    if args.layers is not None:
+        raise ValueError("--layers saves per-snippet tokens: give --window (and --stride) too")
 
     def results(todo: list[str]) -> Iterator[Result]:
         return embed_many(todo, model, views=args.views, **run_options(args))
@@ -81,3 +108,27 @@ def run(args: argparse.Namespace) -> int:
         return f"{record['video']} -> {out / record['file']}"
 
     return sharded_or_local(videos, results, _saver(out), str(out / "index.csv"), write, show)
+
+def _run_snippets(args: argparse.Namespace, videos: list[str], out: Path, model: Any) -> int:
+    """Feature sequences: ``<id>.npy`` of shape (num_snippets, n) per video and ``index.json``."""
+    crops, names = crops_from_views(args.views), feature_names(videos)
+    options = {k: v for k, v in run_options(args).items() if k != "num_workers"}
+
+    def results(todo: list[str]) -> Iterator[Result]:
+        return snippet_features_many(
+            todo, model, window=args.window, stride=args.stride, crops=crops, layers=args.layers, **options
+        )
+
+    def to_record(result: Result) -> dict[str, Any]:
+        if not result.ok:
+            return {"video": result.video, "error": result.error}
+        return {"video": result.video, **save_snippet_features(result.value, out, names[result.video])}
+
+    def write(records: list[dict[str, Any]]) -> None:
+        meta = {"model": args.checkpoint or args.model, "crops": crops, "layers": args.layers}
+        write_feature_index(records, out / "index.json", meta)
+
+    def show(record: dict[str, Any]) -> str:
+        return f"{record['video']} -> {out / record['file']} ({record['num_snippets']} snippets)"
+
+    return sharded_or_local(videos, results, to_record, str(out / "index.json"), write, show)

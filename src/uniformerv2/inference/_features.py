@@ -16,28 +16,33 @@ window, not on the video length; only the (num_snippets, n) result grows with th
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from uniformerv2.atomic import atomic_write, atomic_write_json
 from uniformerv2.errors import VideoDecodeError
 from uniformerv2.inference._timeline import _frames_to_windows, _resolve_lengths, _stream_windows
 from uniformerv2.inference.engine import (
     Result,
     VideoLike,
     as_video_list,
-    autocast,
     describe,
     open_source,
     parse_views,
     resolve_model,
     view_config,
 )
+from uniformerv2.runtime import autocast
 
 __all__ = ["SnippetFeatures", "snippet_features", "snippet_features_many", "crops_from_views"]
 
@@ -246,3 +251,57 @@ def with_times(value: SnippetFeatures) -> dict[str, Any]:
         "start": value.start,
         "end": value.end,
     }
+
+
+def feature_names(videos: Sequence[str]) -> dict[str, str]:
+    """Video id of each path, the name of its feature file without ``.npy``.
+
+    The id is the file stem, the key ActionFormer-style loaders look features up by; stems that
+    occur more than once in ``videos`` get a hash of the absolute path appended (``stem-0123456789``).
+    """
+    stems = [Path(v).stem for v in videos]
+    seen = {s: stems.count(s) for s in stems}
+    return {
+        v: s if seen[s] == 1 else f"{s}-{hashlib.sha1(os.path.abspath(v).encode('utf-8')).hexdigest()[:10]}"
+        for v, s in zip(videos, stems, strict=True)
+    }
+
+
+def save_snippet_features(value: SnippetFeatures, out: Path, video_id: str) -> dict[str, Any]:
+    """Write ``<id>.npy`` (num_snippets, n) float32 and the token arrays; returns the index entry.
+
+    Tokens go to ``<id>.cls<L>.npy`` (num_snippets, T', C) and ``<id>.patches<L>.npy``
+    (num_snippets, T', h, w, C). Every file is written under a temporary name and renamed.
+    """
+    arrays = {"features": value.features}
+    arrays.update({f"cls.{i}": t for i, t in value.cls.items()})
+    arrays.update({f"patches.{i}": t for i, t in value.patches.items()})
+    names = {}
+    for key, tensor in arrays.items():
+        array = tensor.numpy().astype(np.float32)
+        names[key] = f"{video_id}.npy" if key == "features" else f"{video_id}.{key.replace('.', '')}.npy"
+        atomic_write(out / names[key], lambda tmp, a=array: np.save(tmp, a))
+    entry: dict[str, Any] = {"id": video_id, "file": names.pop("features"), "dim": int(value.features.shape[1])}
+    entry["tokens"] = names
+    entry.update(window=value.window, feature_stride=value.stride, **with_times(value))
+    return entry
+
+
+def write_feature_index(records: Sequence[dict[str, Any]], path: Path, meta: dict[str, Any]) -> Path:
+    """Write the index of a feature folder as JSON (layout in ``docs/features.md``), atomically.
+
+    ``database`` maps each video id to its entry (the per-video keys ActionFormer's JSON uses,
+    ``fps`` and ``duration``, plus the feature file and the snippet table); ``errors`` lists the
+    videos that failed.
+    """
+    done = [r for r in records if "error" not in r]
+    first = done[0] if done else {}
+    index = {
+        "feature_stride": first.get("feature_stride"),
+        "window": first.get("window"),
+        "dim": first.get("dim"),
+        **meta,
+        "database": {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in done},
+        "errors": [{"video": r["video"], "error": r["error"]} for r in records if "error" in r],
+    }
+    return atomic_write_json(path, index)
