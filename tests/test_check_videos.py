@@ -10,7 +10,7 @@ from videogen import make_audio, make_video
 
 from uniformerv2.cli.main import main
 from uniformerv2.video import check_videos
-from uniformerv2.video.check import check_video, read_path_list
+from uniformerv2.video.check import check_video
 
 
 @pytest.fixture()
@@ -47,15 +47,6 @@ def test_check_videos_reasons(files):
     assert "no video stream" in rows[str(files["audio"])]["error"]
     assert "does not exist" in rows[str(files["missing"])]["error"]
     assert not rows[str(files["text"])]["ok"]
-
-
-def test_read_path_list(tmp_path):
-    lst = tmp_path / "train.csv"
-    lst.write_text("a/b.mp4,12\nc d.mp4,3\n\n")
-    assert read_path_list(lst) == ["a/b.mp4", "c d.mp4"]
-    spaced = tmp_path / "val.txt"
-    spaced.write_text("x/y.mp4 5\nframes_dir 40 7\n")
-    assert read_path_list(spaced, root="/data") == ["/data/x/y.mp4", "/data/frames_dir"]
 
 
 def test_cli_exit_codes_and_outputs(files, tmp_path, capsys):

@@ -6,9 +6,12 @@ import argparse
 import csv
 import json
 import math
+import sys
 from typing import Any
 
-from uniformerv2.video.check import check_videos, expand_inputs
+from uniformerv2.errors import InputError
+from uniformerv2.video.check import check_videos
+from uniformerv2.video.inputs import collect_videos
 
 _EXAMPLE = """examples:
   uniformerv2 check-videos clip1.mp4 clip2.webm
@@ -30,7 +33,9 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="PATH", help="video files, folders, or list files (.csv/.txt)")
-    parser.add_argument("--root", help="prefix for relative paths in list files")
+    parser.add_argument(
+        "--root", help="folder that relative paths in list files are relative to (default: the list's folder)"
+    )
     parser.add_argument("--min-frames", type=int, default=1, help="report videos with fewer frames as bad (default 1)")
     parser.add_argument("--json", metavar="OUT", help="write the results as a JSON list")
     parser.add_argument("--csv", metavar="OUT", help="write the results as CSV")
@@ -63,7 +68,11 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = expand_inputs(args.inputs, args.root)
+    try:
+        paths = collect_videos(args.inputs, root=args.root)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     rows = check_videos(paths, args.min_frames, progress=not args.no_progress)
     _print_table(rows)
     bad = sum(not r["ok"] for r in rows)

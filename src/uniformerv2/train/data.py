@@ -17,6 +17,7 @@ so a run is reproducible whatever the number of workers, and a resumed run sees 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import random
@@ -39,6 +40,7 @@ from uniformerv2.video import (
     sample_indices,
     val_transform,
 )
+from uniformerv2.video.inputs import read_list_text
 
 __all__ = [
     "Annotation",
@@ -115,11 +117,11 @@ def read_annotations(path: str | os.PathLike[str], data: DataConfig, num_classes
 
     Raises:
         AnnotationError: one message listing every bad line (up to 20) as ``file:line: reason``.
-        FileNotFoundError: the list itself does not exist.
+        InputError: the list itself does not exist or is not UTF-8 text.
     """
     items: list[Annotation] = []
     problems: list[str] = []
-    with open(path, encoding="utf-8") as handle:
+    with io.StringIO(read_list_text(path)) as handle:  # UTF-8 with or without BOM; binary refused
         for number, raw in enumerate(handle, start=1):
             text = raw.strip()
             if not text:

@@ -16,7 +16,7 @@ from uniformerv2.video._reader import VideoReader
 
 __all__ = ["FrameFolderReader", "ArrayReader"]
 
-_IMAGE_RE = re.compile(r"^(?P<prefix>.*?)(?P<num>\d+)(?P<suffix>\.(?:jpe?g|png|bmp|webp))$", re.IGNORECASE)
+FRAME_IMAGE_RE = re.compile(r"^(?P<prefix>.*?)(?P<num>\d+)(?P<suffix>\.(?:jpe?g|png|bmp|webp))$", re.IGNORECASE)
 
 
 def _find_frame_files(folder: str, template: str | None) -> list[str]:
@@ -33,7 +33,7 @@ def _find_frame_files(folder: str, template: str | None) -> list[str]:
         return names
     groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
     for name in os.listdir(folder):
-        match = _IMAGE_RE.match(name)
+        match = FRAME_IMAGE_RE.match(name)
         if match:
             groups.setdefault((match["prefix"], match["suffix"]), []).append((int(match["num"]), name))
     if not groups:
