@@ -3,6 +3,7 @@
 from uniformerv2.api import create_model, list_models, load_model
 from uniformerv2.config import UniFormerV2Config
 from uniformerv2.errors import CheckpointError, DownloadError, UniFormerV2Error, VideoDecodeError
+from uniformerv2.evaluation import evaluate
 from uniformerv2.flops import count_flops
 from uniformerv2.inference import embed, plot_timeline, predict, timeline
 from uniformerv2.model import UniFormerV2
@@ -22,6 +23,7 @@ __all__ = [
     "count_flops",
     "create_model",
     "embed",
+    "evaluate",
     "from_pretrained",
     "list_models",
     "list_pretrained",
