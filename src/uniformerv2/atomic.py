@@ -106,10 +106,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     except OSError as exc:
         raise _output_error(path, exc) from exc
     try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o666 & ~_umask())
         os.close(fd)
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # after the writer, which may have re-created the file
         _fsync_file(tmp)
         os.replace(tmp, path)
         _fsync_dir(path.parent)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from uniformerv2.errors import CheckpointError, UniFormerV2Error
+from uniformerv2.atomic import remove_stale_temps
+from uniformerv2.errors import CheckpointError, OutputError, UniFormerV2Error
 from uniformerv2.inference import Result
 from uniformerv2.inference.sharding import run_sharded
 from uniformerv2.runtime import dist_env, resolve_device
@@ -40,6 +42,55 @@ def fail(message: object, code: int = 2) -> int:
     lines = str(message).strip().splitlines()
     print(f"error: {lines[0] if lines else 'failed'}", file=sys.stderr)
     return code
+
+
+def prepare_outputs(files: Mapping[str, str | None], directories: Mapping[str, str | None] | None = None) -> None:
+    """Check, before any work, that the outputs can be written, and clean up after killed runs.
+
+    Args:
+        files: option name (``"--json"``) -> output file, or None when not given.
+        directories: option name -> output directory, or None.
+
+    Each output directory is created when missing, must be writable, and loses the temporary files
+    a killed run left behind (:func:`uniformerv2.atomic.remove_stale_temps`).
+
+    Raises:
+        OutputError: an empty name, two options naming the same file, a file that is a directory,
+            or a directory that cannot be created or written.
+    """
+    seen: dict[str, str] = {}
+    folders = []
+    for option, path in files.items():
+        if path is None:
+            continue
+        if not str(path).strip():
+            raise OutputError(f"{option}: the output file name is empty")
+        resolved = os.path.realpath(path)
+        if resolved in seen:
+            raise OutputError(f"{seen[resolved]} and {option} name the same file {path}; give each its own file")
+        seen[resolved] = option
+        if Path(path).is_dir():
+            raise OutputError(f"{path}: is a directory; {option} needs a file name")
+        folders.append(Path(path).parent)
+    for option, path in (directories or {}).items():
+        if path is not None and not str(path).strip():
+            raise OutputError(f"{option}: the output directory name is empty")
+        if path is not None:
+            folders.append(Path(path))
+    for folder in folders:
+        _writable_directory(folder)
+        remove_stale_temps(folder)
+
+
+def _writable_directory(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{folder}: exists and is not a directory") from None
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create this directory ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: cannot write in this directory (permission denied)")
 
 
 def load_cli_model(args: argparse.Namespace) -> Any:

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from uniformerv2.atomic import atomic_write, atomic_write_csv
-from uniformerv2.cli._jobs import guarded, load_cli_model, run_options, sharded_or_local
+from uniformerv2.atomic import NAME_MAX, atomic_write, atomic_write_csv, short_name
+from uniformerv2.cli._jobs import guarded, load_cli_model, prepare_outputs, run_options, sharded_or_local
 from uniformerv2.cli._options import add_model_args, add_run_args, add_views_arg, positive_int
 from uniformerv2.inference import Result, embed_many
 from uniformerv2.inference._features import (
@@ -69,9 +69,12 @@ def _layers(text: str) -> list[int]:
 
 
 def embedding_name(video: str) -> str:
-    """File name of a video's embedding: its stem plus a hash of its path (unique and stable)."""
+    """File name of a video's embedding: its stem plus a hash of its path (unique and stable).
+
+    The stem is shortened so the name fits the 255-byte limit of common filesystems.
+    """
     digest = hashlib.sha1(os.path.abspath(video).encode("utf-8")).hexdigest()[:10]
-    return f"{Path(video).stem}-{digest}.npy"
+    return f"{short_name(Path(video).stem, NAME_MAX - len(digest) - 5)}-{digest}.npy"
 
 
 def _saver(out: Path) -> Any:
@@ -89,9 +92,9 @@ def _saver(out: Path) -> Any:
 @guarded
 def run(args: argparse.Namespace) -> int:
     """Embed the videos; exit code 1 when any failed, 2 on a usage error."""
+    prepare_outputs({}, {"--out": args.out})
     videos = collect_videos(args.videos)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     model = load_cli_model(args)
     if args.window is not None or args.stride is not None:
         return _run_snippets(args, videos, out, model)
@@ -108,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         return f"{record['video']} -> {out / record['file']}"
 
     return sharded_or_local(videos, results, _saver(out), str(out / "index.csv"), write, show)
+
 
 def _run_snippets(args: argparse.Namespace, videos: list[str], out: Path, model: Any) -> int:
     """Feature sequences: ``<id>.npy`` of shape (num_snippets, n) per video and ``index.json``."""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from uniformerv2.atomic import atomic_write_csv, atomic_write_json
-from uniformerv2.cli._jobs import guarded, load_cli_model, run_options, sharded_or_local
+from uniformerv2.cli._jobs import guarded, load_cli_model, prepare_outputs, run_options, sharded_or_local
 from uniformerv2.cli._options import add_model_args, add_run_args, add_views_arg, positive_int
 from uniformerv2.inference import Result, predict_many
 from uniformerv2.inference.inputs import collect_videos
@@ -74,6 +74,7 @@ def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
 @guarded
 def run(args: argparse.Namespace) -> int:
     """Classify the videos; exit code 1 when any failed, 2 on a usage error."""
+    prepare_outputs({"--json": args.json, "--csv": args.csv})
     videos = collect_videos(args.videos)
     model = load_cli_model(args)
 
