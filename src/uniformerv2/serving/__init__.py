@@ -1,0 +1,1 @@
+"""Serving models to people: the Gradio web demo (``uniformerv2 demo``)."""
