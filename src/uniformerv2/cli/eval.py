@@ -15,7 +15,7 @@ _EXAMPLE = """examples:
   uniformerv2 eval k400/val.csv --model uniformerv2-b16-k400-k710-8x224 --root /data/k400 --json k400_val.json
   uniformerv2 eval val.csv --checkpoint runs/ucf101/best.pt --views 1x1 --predictions preds.csv --plot confusion.png
   uniformerv2 eval val.csv --checkpoint mmaction2_b16_k400.pth --labels kinetics400_alphabetical
-  uniformerv2 eval ssv2/val.txt --model uniformerv2-b16-ssv2-16x224 --format frames --root /data/ssv2/frames
+  uniformerv2 eval ssv2/val.txt --model uniformerv2-b16-sthv2-16x224 --format frames --root /data/ssv2/frames
   torchrun --nproc-per-node 8 -m uniformerv2 eval val.csv --model NAME --json val.json   # sharded, resumable
 """
 

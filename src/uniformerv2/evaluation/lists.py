@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from uniformerv2.errors import UniFormerV2Error
-from uniformerv2.inference.inputs import VIDEO_EXTENSIONS
+from uniformerv2.video.inputs import VIDEO_EXTENSIONS, read_list_text
 from uniformerv2.zoo import list_label_sets, load_label_map, load_labels
 
 __all__ = [
@@ -212,10 +212,8 @@ def _parse_lines(
     """(entries, problems) of a list file; labels stay as written (int index or name)."""
     entries: list[_Parsed] = []
     problems: list[str] = []
-    with open(path, encoding="utf-8") as handle:
-        lines = [
-            (n, raw.strip()) for n, raw in enumerate(handle, 1) if raw.strip() and not raw.lstrip().startswith("#")
-        ]
+    numbered = enumerate(read_list_text(path).splitlines(), 1)
+    lines = [(n, raw.strip()) for n, raw in numbered if raw.strip() and not raw.lstrip().startswith("#")]
     for position, (number, text) in enumerate(lines):
         where = f"{os.fspath(path)}:{number}"
         line_fmt = _detect_format(text) if fmt == "auto" else fmt
@@ -290,7 +288,7 @@ def read_eval_list(
 
     Raises:
         LabelError: every bad line (up to 20) as ``file:line: reason``, the first on the first line.
-        FileNotFoundError: the list does not exist.
+        InputError: the list is missing, unreadable or not UTF-8 text.
     """
     path = Path(path)
     assumed = list_labels is not None and not has_names(head_labels)
