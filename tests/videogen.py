@@ -64,6 +64,8 @@ def make_video(
     vfr: bool = False,
     rotation: int = 0,
     options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
+    format: str | None = None,
 ) -> Path:
     """Write a video whose frame i shows :func:`frame_image` (i).
 
@@ -80,6 +82,8 @@ def make_video(
         vfr: irregular frame durations (40 ms, with every third frame 100 ms).
         rotation: counter-clockwise display rotation stored in the container (display matrix).
         options: extra encoder options.
+        container_options: muxer options, e.g. ``{"movflags": "faststart"}`` (MP4 index first).
+        format: container format when the extension does not say it (``"h264"``: raw elementary stream).
 
     Returns:
         The path written.
@@ -93,7 +97,7 @@ def make_video(
     if codec == "libvpx-vp9":
         opts.setdefault("deadline", "realtime")
         opts.setdefault("cpu-used", "8")
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", format=format, options=container_options or {}) as container:
         stream: Any = container.add_stream(codec, rate=fps, options=opts)
         stream.width, stream.height = width, height
         stream.pix_fmt = pix_fmt or ("yuvj420p" if codec == "mjpeg" else "yuv420p")
@@ -111,6 +115,24 @@ def make_video(
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+def corrupt_bytes(path: str | os.PathLike[str], start: float, length: int, seed: int = 0) -> Path:
+    """Overwrite ``length`` bytes with random ones at fraction ``start`` of the file (damage mid-file)."""
+    path = Path(path)
+    data = bytearray(path.read_bytes())
+    offset = int(len(data) * start)
+    data[offset : offset + length] = np.random.default_rng(seed).integers(0, 256, length, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def truncate(path: str | os.PathLike[str], fraction: float, out: str | os.PathLike[str]) -> Path:
+    """Write the first ``fraction`` of ``path``'s bytes to ``out`` (a download cut short)."""
+    data = Path(path).read_bytes()
+    out = Path(out)
+    out.write_bytes(data[: int(len(data) * fraction)])
+    return out
 
 
 def make_audio(path: str | os.PathLike[str], codec: str = "aac", seconds: float = 0.5, rate: int = 22050) -> Path:

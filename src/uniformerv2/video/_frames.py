@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from uniformerv2.errors import VideoDecodeError
-from uniformerv2.video._reader import VideoReader
+from uniformerv2.video._reader import Verification, VideoReader
 
 __all__ = ["FrameFolderReader", "ArrayReader"]
 
@@ -45,11 +46,9 @@ def _find_frame_files(folder: str, template: str | None) -> list[str]:
 def _read_image(path: str) -> torch.Tensor:
     """(H, W, 3) uint8 RGB image, with Pillow when installed, otherwise FFmpeg."""
     try:
-        from PIL import Image
-    except ImportError:
-        Image = None  # noqa: N806
-    try:
-        if Image is not None:
+        if importlib.util.find_spec("PIL") is not None:
+            from PIL import Image
+
             with Image.open(path) as img:
                 return torch.from_numpy(np.asarray(img.convert("RGB")).copy())
         import av
@@ -58,7 +57,20 @@ def _read_image(path: str) -> torch.Tensor:
             frame = next(container.decode(video=0))
             return torch.from_numpy(frame.to_ndarray(format="rgb24"))
     except Exception as exc:  # any decoder error on a damaged image file
-        raise VideoDecodeError(path, f"cannot decode frame image: {exc}") from exc
+        reason = str(exc).replace(repr(path), "").replace(path, "").strip(" :")
+        raise VideoDecodeError(path, f"cannot decode frame image: {reason or type(exc).__name__}") from exc
+
+
+def _numbered_like(folder: str, example: str) -> dict[int, str]:
+    """Number -> name of every image in ``folder`` named like ``example`` (same prefix and suffix)."""
+    pattern = FRAME_IMAGE_RE.match(example)
+    assert pattern is not None  # the reader only lists names that match
+    out = {}
+    for name in os.listdir(folder):
+        match = FRAME_IMAGE_RE.match(name)
+        if match and (match["prefix"], match["suffix"]) == (pattern["prefix"], pattern["suffix"]):
+            out[int(match["num"])] = name
+    return out
 
 
 class FrameFolderReader(VideoReader):
@@ -93,7 +105,7 @@ class FrameFolderReader(VideoReader):
 
     def _first_size(self) -> tuple[int, int]:
         if self._size is None:
-            first = self._decode([0])[0]
+            first = _read_image(os.path.join(self.path, self.files[0]))
             self._size = (first.shape[0], first.shape[1])
         return self._size
 
@@ -110,7 +122,39 @@ class FrameFolderReader(VideoReader):
         return "frames:" + Path(self.files[0]).suffix.lstrip(".").lower()
 
     def _decode(self, wanted: list[int]) -> dict[int, torch.Tensor]:
-        return {i: _read_image(os.path.join(self.path, self.files[i])) for i in wanted}
+        return {i: self._read(self.files[i]) for i in wanted}
+
+    def _read(self, name: str) -> torch.Tensor:
+        """One frame image, which must have the size of the first frame."""
+        path = os.path.join(self.path, name)
+        image = _read_image(path)
+        height, width = self._first_size()
+        if image.shape[:2] != (height, width):
+            size = f"{image.shape[1]}x{image.shape[0]}"
+            raise VideoDecodeError(path, f"frame image is {size}, the first frame is {width}x{height}")
+        return image
+
+    def verify(self) -> Verification:
+        """Decode every frame image of the folder's numbering and report gaps in the numbers,
+        images that do not decode and images of another size than the first."""
+        numbered = _numbered_like(self.path, self.files[0])
+        first, last = min(numbered), max(numbered)
+        missing = [n for n in range(first, last + 1) if n not in numbered]
+        problems = []
+        if missing:
+            match = FRAME_IMAGE_RE.match(self.files[0])
+            assert match is not None  # the reader only lists names that match
+            name = f"{match['prefix']}{missing[0]:0{len(match['num'])}d}{match['suffix']}"
+            problems.append(f"{len(missing)} frame files missing from the numbering {first}..{last} (first: {name})")
+        bad: list[str] = []
+        for number in sorted(numbered):
+            try:
+                self._read(numbered[number])
+            except VideoDecodeError as exc:
+                bad.append(f"{numbered[number]}: {exc.reason}")
+        if bad:
+            problems.append(f"{len(bad)} frame images do not decode (first: {bad[0]})")
+        return Verification(len(numbered) - len(bad), last - first + 1, problems)
 
     def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[torch.Tensor]:
         for index in range(start, self.num_frames if stop is None else min(stop, self.num_frames)):

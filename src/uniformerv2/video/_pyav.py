@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from uniformerv2.errors import VideoDecodeError
-from uniformerv2.video._reader import VideoReader, check_file
+from uniformerv2.video._reader import Verification, VideoReader, check_file
 
 __all__ = ["PyAVReader"]
 
@@ -275,6 +275,69 @@ class PyAVReader(VideoReader):
             raise VideoDecodeError(self.path, f"frame {index} is corrupt (damaged or truncated data)")
         return self._to_tensor(frame)
 
+    def verify(self) -> Verification:
+        """Decode every packet of the video stream (no RGB conversion) and compare with the header.
+
+        Reports packets the decoder rejects (corrupt data mid-file), frames it flags as damaged,
+        a read error that ends demuxing, and a file whose frames end before the header's frame
+        count or duration (truncated).
+        """
+        import av
+
+        self.close()
+        stream = self._stream()
+        promised, expected, end = stream.frames, self._promised_frames(), self._promised_end()
+        packets, decoded, last_time = 0, 0, None
+        failed: list[tuple[float | None, str]] = []
+        flagged: list[int] = []
+        problems: list[str] = []
+        try:
+            for packet in self._container.demux(stream):
+                packets += packet.size > 0
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as exc:
+                    failed.append((_seconds(packet.pts, stream), exc.strerror or str(exc)))
+                    continue
+                for frame in frames:
+                    flagged += [decoded] if frame.is_corrupt else []
+                    decoded += 1
+                    last_time = _seconds(frame.pts, stream) if frame.pts is not None else last_time
+        except av.error.FFmpegError as exc:
+            problems.append(f"reading stopped after {packets} packets: {exc.strerror or exc}")
+        finally:
+            self.close()
+        if failed:
+            at = "" if failed[0][0] is None else f" at {failed[0][0]:.2f} s"
+            problems.append(
+                f"corrupt data: {len(failed)} of {packets} packets do not decode (first{at}: {failed[0][1]})"
+            )
+        if flagged:
+            problems.append(f"{len(flagged)} frames decode with errors (first: frame {flagged[0]})")
+        if promised and decoded < promised:
+            problems.append(f"truncated: the header promises {promised} frames, {decoded} decode")
+        elif end is not None and last_time is not None and last_time + 2.5 / self.fps < end:
+            problems.append(f"truncated: frames end at {last_time:.2f} s, the header says {end:.2f} s")
+        return Verification(decoded, expected, problems)
+
+    def _promised_end(self) -> float | None:
+        """End time in seconds that the header gives (stream duration, else the container's)."""
+        stream = self._stream()
+        if stream.duration and stream.time_base:
+            return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
+        if self._container.duration:
+            return (self._container.duration + (self._container.start_time or 0)) / 1_000_000
+        return None
+
+    def _promised_frames(self) -> int | None:
+        """Frame count from the header: stored, or estimated from its duration and frame rate."""
+        stream = self._stream()
+        if stream.frames:
+            return int(stream.frames)
+        end = self._promised_end()
+        start = _seconds(stream.start_time, stream) or 0.0
+        return None if end is None or math.isnan(self.fps) else round((end - start) * self.fps)
+
     def _frames_sequential(self) -> Iterator[tuple[int, Any]]:
         """(index, av frame) from the first frame on, counting frames (no timestamps needed)."""
         self.close()
@@ -414,6 +477,11 @@ def _tail_has_gap(stamps: list[int | None], limit: int | None) -> bool:
     median = float(np.median(steps))
     tail = np.asarray(known[1:]) > limit
     return bool(np.any(steps[tail] > 1.5 * median))
+
+
+def _seconds(stamp: int | None, stream: Any) -> float | None:
+    """A timestamp of ``stream`` in seconds."""
+    return None if stamp is None or stream.time_base is None else float(stamp * stream.time_base)
 
 
 def _chain(first: tuple[int, Any], rest: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:

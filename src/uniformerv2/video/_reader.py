@@ -5,12 +5,29 @@ from __future__ import annotations
 import abc
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
 from uniformerv2.errors import VideoDecodeError
 
-__all__ = ["VideoReader", "check_file"]
+__all__ = ["VideoReader", "Verification", "check_file"]
+
+
+@dataclass
+class Verification:
+    """Outcome of decoding a whole video (:meth:`VideoReader.verify`).
+
+    Attributes:
+        decodable: frames that decoded without error.
+        expected: frames the source promises (container header, or the numbering of a frame
+            folder); None when it does not say.
+        problems: one short sentence per problem found; empty for a sound video.
+    """
+
+    decodable: int
+    expected: int | None
+    problems: list[str] = field(default_factory=list)
 
 
 class VideoReader(abc.ABC):
@@ -89,6 +106,20 @@ class VideoReader(abc.ABC):
             return torch.empty((0, self.height, self.width, 3), dtype=torch.uint8)
         frames = self._decode(sorted(set(idx)))
         return torch.stack([frames[i] for i in idx])
+
+    def verify(self) -> Verification:
+        """Decode every frame once, in order, and report what could not be decoded.
+
+        Unlike :meth:`get_frames` this does not stop at the first damaged frame, so the report
+        counts every frame that training or prediction could read.
+        """
+        decodable, problems = 0, []
+        try:
+            for _ in self.iter_frames():
+                decodable += 1
+        except VideoDecodeError as exc:
+            problems.append(f"decoding stopped at frame {decodable}: {exc.reason}")
+        return Verification(decodable, self.num_frames, problems)
 
     def __len__(self) -> int:
         return self.num_frames

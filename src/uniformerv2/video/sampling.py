@@ -72,7 +72,7 @@ def segment_indices(
     seg = max(0.0, (num_frames - 1) / num_segments)
     last = num_frames - 1
     if clip_idx == -1:
-        draw: _RandInt = rng if rng is not None else random  # type: ignore[assignment]
+        draw: _RandInt = rng if rng is not None else random
         starts_ends = ((round(seg * i), round(seg * (i + 1))) for i in range(num_segments))
         indices = [min(draw.randint(s, e), last) for s, e in starts_ends]
     else:
@@ -116,7 +116,7 @@ def dense_indices(
     _check_clip(clip_idx, num_clips)
     delta = max(num_frames - clip_len * frame_interval, 0)
     if clip_idx == -1:
-        draw: _RandInt = rng if rng is not None else random  # type: ignore[assignment]
+        draw: _RandInt = rng if rng is not None else random
         start = draw.randint(0, delta)
     elif num_clips == 1:
         start = delta // 2

@@ -113,7 +113,7 @@ def test_views(
         (V, 3, T, S, S) float32 with V = len(frames_per_clip) * num_crops.
     """
     crops = cfg.num_crops if num_crops is None else num_crops
-    views = []
+    views: list[torch.Tensor] = []
     for frames in frames_per_clip:
         x = short_side_resize(normalize(frames, cfg), cfg.crop_size)
         views.extend(uniform_crop(x, cfg.crop_size, s) for s in _crop_indices(crops))
