@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-import warnings
-import zipfile
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +23,49 @@ from uniformerv2.weights.convert import (
     to_ours,
     unwrap,
 )
+from uniformerv2.weights.unpickle import load_archive, module_tensors
 
 _logger = logging.getLogger(__name__)
 
 
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
+_VIDEO_SIGNATURES = (
+    (4, b"ftyp", "an MP4/MOV video"),
+    (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM video"),
+    (0, b"FLV", "an FLV video"),
+    (0, b"\x00\x00\x01\xba", "an MPEG video"),
+    (0, b"\x00\x00\x00\x01", "an H.264/H.265 stream"),
+    (0, b"\xff\xd8\xff", "a JPEG image"),
+    (0, b"\x89PNG", "a PNG image"),
+    (0, b"GIF8", "a GIF image"),
+    (0, b"\x1f\x8b", "a gzip file"),
+    (0, b"%PDF", "a PDF document"),
+)
+
+
+def describe_file(path: Path) -> str:
+    """What a file that is not a checkpoint looks like, in a few words (from its first bytes)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if not head:
+        return "an empty file"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "an AVI video"
+    for offset, magic, what in _VIDEO_SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return what
+    text: str | None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = head[: exc.start].decode("utf-8") if exc.start > len(head) - 4 else None
+    if text is not None and "\x00" not in text:
+        return "a text file"
+    return "unrecognised binary data"
+
+
+def _is_safetensors(head: bytes) -> bool:
+    """safetensors: an 8-byte little-endian header length followed by a JSON object."""
+    return len(head) > 9 and int.from_bytes(head[:8], "little") < (1 << 28) and head[8:9] == b"{"
 
 
 def read_state_dict(path: str | Path) -> StateDict:
@@ -41,49 +74,68 @@ def read_state_dict(path: str | Path) -> StateDict:
 
 
 def read_checkpoint(path: str | Path) -> tuple[StateDict, dict[str, Any]]:
-    """Tensors of a checkpoint file and its other top-level entries (``cfg``, ``epoch``, ``meta``).
+    """Tensors of a checkpoint file and its other top-level entries (``cfg``, ``config``, ``epoch``, ``meta``).
 
-    Accepts ``.safetensors``, zip/legacy ``torch.save`` files read with ``weights_only=True``
-    (flat, ``{"model_state": ...}`` or ``{"state_dict": ...}``), TorchScript archives (the
-    OpenAI CLIP releases; TorchScript deserialisation runs no Python) and our model directories.
+    Accepts ``.safetensors`` files, PyTorch zip archives (``torch.save`` files and TorchScript
+    archives such as OpenAI's CLIP releases) read with a restricted unpickler that runs nothing
+    (:mod:`uniformerv2.weights.unpickle`), legacy ``torch.save`` files read with
+    ``weights_only=True``, and our model directories. The tensors are taken from a flat dict,
+    ``{"model_state": ...}``, ``{"state_dict": ...}`` or ``{"model": ...}``.
 
     Raises:
-        CheckpointError: missing or unreadable file, or a pickle that needs arbitrary code.
+        CheckpointError: missing or unreadable file, not a checkpoint, or a pickle that needs
+            arbitrary code; the message names the file.
     """
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path)), {}
-        except Exception as exc:  # safetensors raises its own error types
-            raise CheckpointError(f"{path}: not a valid safetensors file ({exc})") from None
-    if _is_torchscript(path):
-        with warnings.catch_warnings():  # torch marks TorchScript deprecated; the CLIP releases use it
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return dict(torch.jit.load(str(path), map_location="cpu").state_dict()), {}
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: refused, the file needs arbitrary unpickling to load ({reason}); "
-            "only tensors and plain containers are accepted (weights_only=True) - re-save its state dict "
-            "or convert it to safetensors on a machine where you trust it"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        reason = (
-            str(exc).strip().splitlines()[0] if str(exc).strip() else f"{type(exc).__name__}: file empty or cut short"
-        )
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
-    extras = (
-        {k: v for k, v in obj.items() if not isinstance(v, (Mapping, torch.Tensor))} if isinstance(obj, Mapping) else {}
-    )
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if path.suffix == ".safetensors" or _is_safetensors(head):
+        return _read_safetensors(path), {}
+    if head[:4] == b"PK\x03\x04":
+        obj, torchscript = load_archive(path)
+        if torchscript:
+            return dict(module_tensors(obj)), {}
+    elif head[:1] == b"\x80":
+        obj = _torch_load_legacy(path)
+    else:
+        raise CheckpointError(f"{path}: not a checkpoint ({describe_file(path)})")
+    extras: dict[str, Any] = {}
+    if isinstance(obj, Mapping):
+        extras = {k: v for k, v in obj.items() if k == "meta" or not isinstance(v, (Mapping, torch.Tensor))}
     return unwrap(obj, source=str(path)), extras
+
+
+def _read_safetensors(path: Path) -> StateDict:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: not a valid safetensors file ({_first_line(exc)})") from None
+
+
+def _torch_load_legacy(path: Path) -> Any:
+    """A pre-zip ``torch.save`` file (or a bare pickle) through ``torch.load(weights_only=True)``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+        reason = reason.splitlines()[0] if reason else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: refused, the file needs arbitrary unpickling to load ({reason}); nothing in it was run - "
+            "re-save its state dict or convert it to safetensors on a machine where you trust it"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return text.splitlines()[0] if text else f"{type(exc).__name__}: file empty or cut short"
 
 
 def official_cfg_kwargs(extras: Mapping[str, Any]) -> dict[str, Any]:
