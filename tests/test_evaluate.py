@@ -301,3 +301,10 @@ def test_two_gloo_ranks_merge_to_the_single_process_metrics(setup, tmp_path, cap
     merged, alone = json.loads((tmp_path / "ddp.json").read_text()), json.loads(single.read_text())
     assert merged["metrics"] == alone["metrics"] and merged["confusion"] == alone["confusion"]
     assert [p["video"] for p in merged["predictions"]] == [p["video"] for p in alone["predictions"]]
+
+
+def test_torchrun_without_an_output_file_is_a_usage_error(setup, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    code, _, err = _run(capsys, "eval", setup["root"] / "val.csv", "--model", setup["model"])
+    assert code == 2 and err.startswith("error: under torchrun, pass an output file")

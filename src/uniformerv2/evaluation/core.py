@@ -342,6 +342,9 @@ def evaluate(
             torchrun without an output file.
     """
     rank, world, _ = dist_env()
+    base = _store_base(output, predictions_csv)
+    if base is None and world > 1:
+        raise UniFormerV2Error("under torchrun, pass an output file (--json or --predictions) so ranks can merge")
     if plot is not None:
         require_matplotlib()
     net, dev = resolve_model(model, device)
@@ -382,10 +385,7 @@ def evaluate(
     }
     job = _job(net, cfg, dev, options, progress and rank == 0)
     videos = [item.video for item in items.items]
-    base = _store_base(output, predictions_csv)
     if base is None:
-        if world > 1:
-            raise UniFormerV2Error("under torchrun, pass an output file (--json or --predictions) so ranks can merge")
         records = {r["video"]: r for r in job(list(dict.fromkeys(videos)))}
     else:
         target = _shard_target(base, protocol["fingerprint"][:16], overwrite, rank)
