@@ -308,3 +308,29 @@ def test_torchrun_without_an_output_file_is_a_usage_error(setup, capsys, monkeyp
     monkeypatch.setenv("RANK", "1")
     code, _, err = _run(capsys, "eval", setup["root"] / "val.csv", "--model", setup["model"])
     assert code == 2 and err.startswith("error: under torchrun, pass an output file")
+
+
+def test_labels_with_separators_and_the_three_layouts_parse(tmp_path) -> None:
+    ssv2 = load_labels("sthv2")
+    kinetics = load_labels("kinetics400")
+    name = "Laying something on the table on its side, not upright"
+    (tmp_path / "ssv2.csv").write_text(f"a,b/v1.webm,{name}\nv2.webm,{ssv2.index(name)}\n")
+    (tmp_path / "k400.txt").write_text("# comment\nvid eo.mp4 riding a bike\n\nv.mp4 dying_hair\n")
+    (tmp_path / "frames.txt").write_text("12345 37 [Something] falling like a rock\n777 20 3\n")
+    items = read_eval_list(tmp_path / "ssv2.csv", ssv2, root="/data").items
+    assert [(i.video, i.label) for i in items] == [
+        ("/data/a,b/v1.webm", ssv2.index(name)),
+        ("/data/v2.webm", ssv2.index(name)),
+    ]
+    k400 = read_eval_list(tmp_path / "k400.txt", kinetics)
+    assert [(Path(i.video).name, i.label) for i in k400.items] == [
+        ("vid eo.mp4", kinetics.index("riding a bike")),
+        ("v.mp4", kinetics.index("dyeing hair")),
+    ]
+    assert k400.items[0].where.endswith("k400.txt:2")
+    frames = read_eval_list(tmp_path / "frames.txt", ssv2)
+    assert [(Path(i.video).name, i.label) for i in frames.items] == [
+        ("12345", ssv2.index("Something falling like a rock")),
+        ("777", 3),
+    ]
+    assert frames.kind == "mixed" and frames.notes  # the index line cannot be checked
