@@ -44,7 +44,7 @@ from uniformerv2.inference.engine import (
 )
 from uniformerv2.runtime import autocast
 
-__all__ = ["SnippetFeatures", "snippet_features", "snippet_features_many", "crops_from_views"]
+__all__ = ["SnippetFeatures", "snippet_features", "snippet_features_many", "snippet_lengths", "crops_from_views"]
 
 _logger = logging.getLogger(__name__)
 
@@ -102,6 +102,11 @@ def crops_from_views(views: tuple[int, int] | str | None) -> int:
     if int(clips) != 1 or int(crops) not in (1, 3):
         raise ValueError(f"snippet features take views 1x1 or 1x3 (one clip per snippet), got {clips}x{crops}")
     return int(crops)
+
+
+def snippet_lengths(model: Any, window: int | None, stride: int | None) -> tuple[int, int]:
+    """(window, stride) in frames with the defaults filled in: T (the checkpoint's ``num_frames``), half a window."""
+    return _resolve_lengths(float("nan"), view_config(model), window, stride, None, None)
 
 
 def snippet_features(
