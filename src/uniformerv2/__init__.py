@@ -4,6 +4,7 @@ from uniformerv2.api import create_model, list_models, load_model
 from uniformerv2.config import UniFormerV2Config
 from uniformerv2.errors import CheckpointError, DownloadError, UniFormerV2Error, VideoDecodeError
 from uniformerv2.evaluation import evaluate
+from uniformerv2.export import export_onnx, load_onnx
 from uniformerv2.flops import count_flops
 from uniformerv2.inference import embed, plot_timeline, predict, timeline
 from uniformerv2.model import UniFormerV2
@@ -24,10 +25,12 @@ __all__ = [
     "create_model",
     "embed",
     "evaluate",
+    "export_onnx",
     "from_pretrained",
     "list_models",
     "list_pretrained",
     "load_model",
+    "load_onnx",
     "load_weights",
     "plot_timeline",
     "predict",
