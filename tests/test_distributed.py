@@ -42,18 +42,19 @@ def test_single_process_writes_merges_and_resumes(tmp_path) -> None:
     again = run_sharded(paths, job, out)
     assert job.calls[-1] == ["bad.mp4"]  # successes skipped, the failure retried
     assert (again.processed, again.skipped) == (1, 5)
-    assert len(shard_file(out, 0).read_text().splitlines()) == 7
+    assert len(shard_file(out, 0).read_text().splitlines()) == 1 + 7  # the settings header, then the records
 
 
 def test_resume_after_a_crash_mid_line(tmp_path) -> None:
     out = tmp_path / "o.json"
     shard = shard_file(out, 0)
-    shard.write_text(json.dumps({"video": "a", "value": 1}) + "\n" + '{"video": "b", "val')
+    header = json.dumps({"fingerprint": {}})
+    shard.write_text(header + "\n" + json.dumps({"video": "a", "value": 1}) + "\n" + '{"video": "b", "val')
     job = CountingJob()
     run_sharded(["a", "b", "c"], job, out)
     assert job.calls == [["b", "c"]]
     assert set(read_records(out)) == {"a", "b", "c"}
-    assert all(json.loads(line) for line in shard.read_text().splitlines()[2:])
+    assert all(json.loads(line) for line in shard.read_text().splitlines()[3:])
 
 
 def test_two_ranks_in_sequence_shard_and_rank0_merges(tmp_path, monkeypatch) -> None:

@@ -140,12 +140,16 @@ def sharded_or_local(
     out_path: str | None,
     write: Callable[[list[dict[str, Any]]], None] | None,
     show: Callable[[dict[str, Any]], str],
+    *,
+    fingerprint: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Run a per-video job, resumably sharded when there is an output file, and report failures.
 
     Under torchrun (WORLD_SIZE > 1) an output file is required, every rank runs its shard and
     rank 0 merges; rank 0 lists every failure, other ranks their own. ``show`` formats each
-    successful record for stdout.
+    successful record for stdout. ``fingerprint`` and ``overwrite`` are those of
+    :func:`uniformerv2.inference.sharding.run_sharded`.
     """
     _, world, _ = dist_env()
 
@@ -160,7 +164,7 @@ def sharded_or_local(
         if world > 1:
             raise ValueError("under torchrun, pass an output file (--json/--csv, or --out) so ranks can merge")
         return report_failures([(r["video"], r["error"]) for r in job(videos) if "error" in r], len(videos))
-    summary = run_sharded(videos, job, out_path, write=write)
+    summary = run_sharded(videos, job, out_path, write=write, fingerprint=fingerprint, overwrite=overwrite)
     if summary.skipped:
         print(f"rank {summary.rank}: skipped {summary.skipped} videos already done", file=sys.stderr)
     if summary.records is not None:

@@ -95,6 +95,15 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     add_decode_arg(parser)
 
 
+def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
+    """--overwrite."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard partial results in the output made with other settings instead of refusing to resume",
+    )
+
+
 def add_decode_arg(parser: argparse.ArgumentParser) -> None:
     """--decode-short-side."""
     parser.add_argument(

@@ -13,7 +13,7 @@ import numpy as np
 
 from uniformerv2.atomic import NAME_MAX, atomic_write, atomic_write_csv, short_name
 from uniformerv2.cli._jobs import guarded, load_cli_model, prepare_outputs, run_options, sharded_or_local
-from uniformerv2.cli._options import add_model_args, add_run_args, add_views_arg, positive_int
+from uniformerv2.cli._options import add_model_args, add_overwrite_arg, add_run_args, add_views_arg, positive_int
 from uniformerv2.evaluation.protocol import fingerprint
 from uniformerv2.inference import Result, embed_many
 from uniformerv2.inference._features import (
@@ -26,6 +26,7 @@ from uniformerv2.inference._features import (
 )
 from uniformerv2.inference.engine import view_config
 from uniformerv2.inference.inputs import collect_videos
+from uniformerv2.inference.sharding import job_fingerprint
 
 _EXAMPLE = """examples:
   uniformerv2 embed videos/ --out features/
@@ -53,6 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_args(parser)
     add_views_arg(parser)
     add_run_args(parser)
+    add_overwrite_arg(parser)
     snippets = parser.add_argument_group("feature sequences (docs/features.md)")
     snippets.add_argument(
         "--window", type=positive_int, default=None, help="frames per snippet: one feature per snippet"
@@ -113,7 +115,11 @@ def run(args: argparse.Namespace) -> int:
     def show(record: dict[str, Any]) -> str:
         return f"{record['video']} -> {out / record['file']}"
 
-    return sharded_or_local(videos, results, _saver(out), str(out / "index.csv"), write, show)
+    settings = job_fingerprint(model, "embed", args.views, amp=args.amp, decode_short_side=args.decode_short_side)
+    index = str(out / "index.csv")
+    return sharded_or_local(
+        videos, results, _saver(out), index, write, show, fingerprint=settings, overwrite=args.overwrite
+    )
 
 
 def _run_snippets(args: argparse.Namespace, videos: list[str], out: Path, model: Any) -> int:
