@@ -215,6 +215,13 @@ def test_request_logic_without_a_browser(files, monkeypatch) -> None:
     assert broken.status.startswith("error: broken.mp4: not a readable video") and not broken.predictions
     assert analyse(None, str(files["model"]), cache, config).status.startswith("Upload a video")
 
+    def crash(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
+
+    monkeypatch.setattr("uniformerv2.serving.demo.predict", crash)
+    failed = analyse(str(files["video"]), str(files["model"]), cache, config)
+    assert failed.status == "error: clip.mp4: RuntimeError: CUDA out of memory."
+
 
 def test_missing_zoo_weights_say_where_to_put_them(files, tmp_path, monkeypatch) -> None:
     from uniformerv2.zoo import DEFAULT_MODEL, get_pretrained_cfg

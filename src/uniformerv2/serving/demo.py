@@ -156,6 +156,10 @@ def analyse(video: str | None, source: str, cache: ModelCache, config: DemoConfi
     except (UniFormerV2Error, KeyError, ValueError, OSError) as exc:
         text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).strip().splitlines()
         return Outcome(f"error: {text[0] if text else type(exc).__name__}")
+    except Exception as exc:  # a page shows one line, never a traceback; the server log keeps the details
+        _logger.exception("request for %s with %s failed", name, source)
+        text = str(exc).strip().splitlines()
+        return Outcome(f"error: {name}: {type(exc).__name__}: {text[0] if text else 'failed'}")
 
 
 def _check_limits(video: str, config: DemoConfig) -> tuple[int, float]:
