@@ -238,3 +238,14 @@ def test_missing_zoo_weights_say_where_to_put_them(files, tmp_path, monkeypatch)
     assert out.status.startswith(
         f"error: weights of {DEFAULT_MODEL} are missing. Place the file {filename} at {target}"
     )
+
+
+def test_demo_command_refuses_bad_setup_before_serving(files, tmp_path, capsys) -> None:
+    from uniformerv2.cli.main import main
+
+    assert main(["demo", "--checkpoint", str(tmp_path / "missing.pyth")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing.pyth'}: no such checkpoint file"
+    wrong = tmp_path / "two.txt"
+    wrong.write_text("a\nb\n", encoding="utf-8")
+    assert main(["demo", "--model", str(files["model"]), "--labels", str(wrong)]) == 2
+    assert "2 labels, but the model has 5 classes" in capsys.readouterr().err
