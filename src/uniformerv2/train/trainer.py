@@ -3,9 +3,15 @@
 
 Order: join the process group -> write the resolved config -> check the annotation lists -> build
 the model (weights, head policy, freezing) -> AdamW -> resume -> DDP -> per epoch: train, validate
-(every ``eval.period`` epochs and after the last), save ``last.pt`` and, on a strictly better
-val top-1, ``best.pt``, rewrite ``metrics.jsonl`` and ``curves.png`` -> export the best model in
+(every ``eval.period`` epochs and after the last), commit the epoch -> export the best model in
 the release format (``best_model/``) -> multi-view test of the best model (``test_metrics.json``).
+
+An epoch is committed by writing ``last.pt``, which holds the whole history; everything else is
+derived from it and written after it: ``best.pt`` (a copy of the same state when val top-1 is
+strictly better), ``metrics.jsonl`` and ``curves.png``. A run killed anywhere and restarted with the
+same command (``resume="auto"``) first repairs what the kill left behind (``best.pt`` of a new best
+epoch, the metrics and the curves are rewritten from ``last.pt``), then continues; ``best_model/``
+and ``test_metrics.json`` are rewritten at the end of every run, so they always match ``best.pt``.
 
 Only rank 0 writes files; every rank reads ``best.pt`` at the end, so with several nodes the
 output directory must be on a shared filesystem (as it must for resuming).
@@ -114,8 +120,8 @@ def _datasets(config: TrainConfig) -> tuple[VideoListDataset, VideoListDataset |
 
 def _resume(
     path: Path, model: UniFormerV2, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, config: TrainConfig
-) -> tuple[int, float, int]:
-    """Restore a training state; returns (first epoch to run, best top-1, best epoch)."""
+) -> dict[str, Any]:
+    """Restore a training state into the model, optimizer, scaler and generators; returns the state."""
     state = ckpt.load_state(path)
     if json.loads(state["config"]) != config.to_dict():
         _logger.warning("%s was written with a different config; continuing with the current one", path)
@@ -124,11 +130,17 @@ def _resume(
     scaler.load_state_dict(state["scaler"])
     ckpt.set_rng_state(state["rng"])
     _logger.info("resumed from %s after epoch %d", path, state["epoch"] + 1)
-    return state["epoch"] + 1, float(state["best_top1"]), int(state["best_epoch"])
+    return state
 
 
 def _state(
-    model: UniFormerV2, optimizer: Any, scaler: Any, epoch: int, best: tuple[float, int], config: TrainConfig
+    model: UniFormerV2,
+    optimizer: Any,
+    scaler: Any,
+    epoch: int,
+    best: tuple[float, int],
+    config: TrainConfig,
+    history: list[dict[str, Any]],
 ) -> dict[str, Any]:
     return {
         "model": model.state_dict(),
@@ -139,6 +151,7 @@ def _state(
         "best_epoch": best[1],
         "rng": ckpt.rng_state(),
         "config": config.to_json(),
+        "history": json.dumps(history),
     }
 
 
@@ -170,11 +183,15 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
     model = build_model(config).to(ctx.device)
     optimizer = build_optimizer(model, config.optim)
     scaler = make_scaler(amp, ctx.device)
-    start, best = 0, (-1.0, -1)
+    start, best, history = 0, (-1.0, -1), []
     resume_path = ckpt.find_resume(config.resume, out)
     if resume_path is not None:
-        start, best_top1, best_epoch = _resume(resume_path, model, optimizer, scaler, config)
-        best = (best_top1, best_epoch)
+        state = _resume(resume_path, model, optimizer, scaler, config)
+        start, best = state["epoch"] + 1, (float(state["best_top1"]), int(state["best_epoch"]))
+        history = _stored_history(state, out, start)
+        if ctx.is_primary:
+            _repair_outputs(out, state, history)
+        del state
     net = wrap_model(model, ctx)
     batch = per_process_batch(config.optim, ctx.world_size)
     workers = config.data.num_workers
@@ -184,7 +201,6 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
     val_loader = None
     if val_set is not None:
         val_loader = build_loader(val_set, config.eval.batch_size or batch, ctx, num_workers=workers)
-    history = read_metrics(out / METRICS, before_epoch=start) if ctx.is_primary else []
     for epoch in range(start, config.optim.epochs):
         train_set.set_epoch(epoch)
         train_loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
@@ -234,15 +250,46 @@ def _save_epoch(
     improved: bool,
     history: list[dict[str, Any]],
 ) -> None:
-    state = _state(model, optimizer, scaler, epoch, best, config)
+    """Commit ``epoch``: ``last.pt`` first (the commit), then what derives from it."""
+    state = _state(model, optimizer, scaler, epoch, best, config, history)
     ckpt.save_state(out / ckpt.LAST, state)
     if improved:
         ckpt.save_state(out / ckpt.BEST, state)
+    _write_history(out, history)
+
+
+def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
     write_metrics(history, out / METRICS)
     try:
         plot_curves(history, out / CURVES)
     except ImportError:
         _logger.warning("matplotlib is not installed: %s not written (pip install 'uniformerv2[plot]')", CURVES)
+
+
+def _stored_history(state: dict[str, Any], out: Path, start: int) -> list[dict[str, Any]]:
+    """The epoch records up to the state's epoch (from ``metrics.jsonl`` for states without history)."""
+    if "history" in state:
+        return json.loads(state["history"])
+    return read_metrics(out / METRICS, before_epoch=start)
+
+
+def _repair_outputs(out: Path, state: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    """Bring the files derived from ``last.pt`` up to date after a kill (see the module docstring).
+
+    ``best.pt`` only changes in the epoch that found the new best, whose state is ``last.pt``
+    itself, so a missing or older ``best.pt`` is rewritten from it.
+    """
+    best_epoch = int(state["best_epoch"])
+    best_path = out / ckpt.BEST
+    if best_epoch == state["epoch"] and (not best_path.is_file() or ckpt.load_state(best_path)["epoch"] != best_epoch):
+        _logger.warning(
+            "%s was not written for epoch %d before the run stopped; writing it now", best_path, best_epoch + 1
+        )
+        ckpt.save_state(best_path, state)
+    elif best_epoch >= 0 and not best_path.is_file():
+        _logger.warning("%s is missing; the best model will be the last one", best_path)
+    if read_metrics(out / METRICS) != history or not (out / CURVES).is_file():
+        _write_history(out, history)
 
 
 def _best_model(model: UniFormerV2, out: Path, ctx: DistContext) -> UniFormerV2:
