@@ -15,6 +15,7 @@ from typing import Any
 
 from uniformerv2.atomic import atomic_torch_save
 from uniformerv2.cli._jobs import guarded
+from uniformerv2.errors import OutputError
 from uniformerv2.weights import (
     from_ours,
     label_permutation,
@@ -104,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     """Convert SRC to DST; prints what was written."""
     from uniformerv2.api import load_model
 
+    if not args.dst.strip():
+        raise OutputError("DST is empty: name the output file or directory")
     fmt = target_format(args.dst, args.to)
     model = load_model(args.src, device="cpu")
     num_classes = model.config.num_classes

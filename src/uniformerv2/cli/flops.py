@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass
 
 from uniformerv2.cli._jobs import guarded
+from uniformerv2.cli._options import positive_int
 
 _EXAMPLE = """examples:
   uniformerv2 flops                                   # the four released reference configurations
@@ -50,9 +51,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("models", nargs="*", help="variant or zoo names (default: the four reference configurations)")
     parser.add_argument(
-        "--frames", type=int, default=None, help="frames per clip, for every model (default: each model's)"
+        "--frames", type=positive_int, default=None, help="frames per clip, for every model (default: each model's)"
     )
-    parser.add_argument("--size", type=int, default=None, help="crop size, for every model (default: each model's)")
+    parser.add_argument(
+        "--size", type=positive_int, default=None, help="crop size, for every model (default: each model's)"
+    )
     parser.set_defaults(func=run)
 
 

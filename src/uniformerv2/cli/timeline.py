@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from uniformerv2.atomic import atomic_write_json
-from uniformerv2.cli._jobs import guarded, load_cli_model
-from uniformerv2.cli._options import add_decode_arg, add_model_args
-from uniformerv2.errors import VideoDecodeError
+from uniformerv2.cli._jobs import fail, guarded, load_cli_model, prepare_outputs
+from uniformerv2.cli._options import add_decode_arg, add_device_args, add_model_args, positive_float, positive_int
+from uniformerv2.errors import OutputError, VideoDecodeError
 from uniformerv2.inference import plot_timeline, timeline
 
 _EXAMPLE = """examples:
@@ -32,22 +33,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("video", help="video file")
     add_model_args(parser)
-    parser.add_argument("--window", type=int, default=None, help="frames per window (default: the model's frame count)")
     parser.add_argument(
-        "--stride", type=int, default=None, help="frames between window starts (default: half a window)"
+        "--window", type=positive_int, default=None, help="frames per window (default: the model's frame count)"
     )
-    parser.add_argument("--window-seconds", type=float, default=None, help="window length in seconds instead")
-    parser.add_argument("--stride-seconds", type=float, default=None, help="stride in seconds instead")
-    parser.add_argument("--fps", type=float, default=None, help="frame rate to assume instead of the container's")
+    parser.add_argument(
+        "--stride", type=positive_int, default=None, help="frames between window starts (default: half a window)"
+    )
+    parser.add_argument("--window-seconds", type=positive_float, default=None, help="window length in seconds instead")
+    parser.add_argument("--stride-seconds", type=positive_float, default=None, help="stride in seconds instead")
+    parser.add_argument(
+        "--fps", type=positive_float, default=None, help="frame rate to assume instead of the container's"
+    )
     parser.add_argument("--crops", type=int, choices=(1, 3), default=1, help="spatial crops per window (default 1)")
-    parser.add_argument("--top-k", type=int, default=3, help="classes per window (default 3)")
+    parser.add_argument("--top-k", type=positive_int, default=3, help="classes per window (default 3)")
     parser.add_argument("--json", default=None, help="write the rows to this JSON file")
     parser.add_argument(
         "--plot", default=None, help="draw a heatmap of the top classes to this image (.png, .svg, ...)"
     )
-    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
-    parser.add_argument("--batch-size", type=int, default=8, help="most views per forward pass (default 8)")
-    parser.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="mixed precision")
+    add_device_args(parser, batch_size=8)
     add_decode_arg(parser)
     parser.set_defaults(func=run)
 
@@ -64,12 +67,16 @@ def _line(row: dict[str, Any]) -> str:
 @guarded
 def run(args: argparse.Namespace) -> int:
     """Print one line per window; write --json/--plot when asked. Exit code 1 when the video cannot be read."""
+    if args.plot:
+        check_plot(args.plot)
+    prepare_outputs({"--json": args.json, "--plot": args.plot})
     model = load_cli_model(args)
     try:
         rows = _rows(args, model)
     except VideoDecodeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return fail(exc, code=1)
+    except ValueError as exc:  # window/stride that the video cannot give
+        return fail(f"{args.video}: {exc}")
     for row in rows:
         print(_line(row))
     if args.json:
@@ -77,6 +84,19 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         plot_timeline(rows, args.plot, title=args.video)
     return 0
+
+
+def check_plot(path: str) -> None:
+    """Refuse a --plot that cannot be drawn (no matplotlib, unknown image type) before any work starts."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise OutputError(f"{path}: --plot needs matplotlib: pip install 'uniformerv2[plot]'") from None
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in kinds:
+        raise OutputError(f"{path}: cannot draw a .{suffix or '?'} image; use one of {', '.join(sorted(kinds))}")
 
 
 def _rows(args: argparse.Namespace, model: Any) -> list[dict[str, Any]]:

@@ -76,7 +76,7 @@ def _resolve_lengths(
 ) -> tuple[int, int]:
     """(window, stride) in frames from frame counts or seconds."""
     if (window_seconds is not None or stride_seconds is not None) and not math.isfinite(fps):
-        raise ValueError("the video has no frame rate: give window/stride in frames or pass fps_override")
+        raise ValueError("the video has no frame rate: give the window and stride in frames, or the frame rate")
     if window is None:
         window = round(window_seconds * fps) if window_seconds is not None else cfg.num_frames
     if stride is None:

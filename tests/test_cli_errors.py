@@ -1,0 +1,194 @@
+"""CLI option errors, outputs checked before the work, devices, the last-resort guard: one line, no traceback."""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+import pytest
+import torch
+
+import uniformerv2.cli.flops as flops_cli
+from uniformerv2.cli.main import main
+from uniformerv2.errors import DeviceError
+from uniformerv2.runtime import resolve_device
+
+INTERNAL_NAMES = ("parse_views", "positive_int", "fps_override", "labels=", "Traceback", "invalid int value")
+
+
+def _run(capsys, *argv: object) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of the CLI, argparse's own exits included."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _error_line(err: str) -> str:
+    """The single error line of ``err`` (argparse's usage lines aside)."""
+    lines = [line for line in err.strip().splitlines() if not line.startswith(("usage:", " "))]
+    assert len(lines) == 1, err
+    assert not any(name in err for name in INTERNAL_NAMES), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["predict", "V", "--top-k", "0"],
+        ["predict", "V", "--top-k", "-2"],
+        ["predict", "V", "--views", "4"],
+        ["predict", "V", "--views", "4x2"],
+        ["predict", "V", "--workers", "-1"],
+        ["predict", "V", "--batch-size", "0"],
+        ["predict", "V", "--decode-short-side", "0"],
+        ["embed", "V", "--out", "O", "--decode-short-side", "-5"],
+        ["timeline", "V", "--fps", "0"],
+        ["timeline", "V", "--fps", "-1"],
+        ["timeline", "V", "--fps", "nan"],
+        ["timeline", "V", "--fps", "inf"],
+        ["timeline", "V", "--batch-size", "0"],
+        ["timeline", "V", "--top-k", "0"],
+        ["timeline", "V", "--window", "0"],
+        ["timeline", "V", "--stride-seconds", "-1"],
+        ["flops", "--frames", "-3"],
+        ["flops", "--frames", "0"],
+        ["flops", "--size", "0"],
+        ["flops", "--size", "abc"],
+    ],
+)
+def test_bad_option_values_are_usage_errors_in_the_users_terms(capsys, tmp_path, argv) -> None:
+    argv = [str(tmp_path / a) if a in ("V", "O") else a for a in argv]
+    code, out, err = _run(capsys, *argv)
+    line = _error_line(err)
+    assert code == 2 and out == ""
+    option = next(a for a in argv if a.startswith("--") and a != "--out")
+    assert f"argument {option}" in line, line
+
+
+@pytest.mark.parametrize("device", ["garbage", "tpu", "cuda", "cuda:7", "mps"])
+@pytest.mark.parametrize("command", ["predict", "embed", "timeline"])
+def test_unavailable_devices_are_one_line(capsys, tmp_path, tiny_model_dir, make_test_video, command, device) -> None:
+    if device.startswith("cuda") and torch.cuda.device_count() > 7 or device == "mps" and resolve_mps():
+        pytest.skip("this machine has the device")
+    extra = ["--out", tmp_path / "f"] if command == "embed" else []
+    code, out, err = _run(capsys, command, make_test_video(), "--model", tiny_model_dir, "--device", device, *extra)
+    line = _error_line(err)
+    assert code == 2 and out == "" and line.startswith("error: ") and repr(device) in line
+
+
+def resolve_mps() -> bool:
+    try:
+        return resolve_device("mps").type == "mps"
+    except DeviceError:
+        return False
+
+
+def test_training_on_a_missing_gpu_is_a_package_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    from uniformerv2.train.distributed import init_distributed
+
+    with pytest.raises(DeviceError, match="not available"):
+        init_distributed("cuda")
+
+
+def test_plot_without_matplotlib_is_refused_before_the_work(
+    capsys, monkeypatch, tmp_path, tiny_model_dir, make_test_video
+):
+    video = make_test_video(num_frames=12)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    code, out, err = _run(capsys, "timeline", video, "--model", tiny_model_dir, "--plot", tmp_path / "t.png")
+    assert code == 2 and out == "" and "needs matplotlib: pip install" in _error_line(err)
+
+
+@pytest.mark.parametrize("name", ["t.xyz", "t"])
+def test_plot_of_an_unknown_image_type_is_refused_before_the_work(
+    capsys, tmp_path, tiny_model_dir, make_test_video, name
+):
+    pytest.importorskip("matplotlib")
+    video = make_test_video(num_frames=12)
+    code, out, err = _run(capsys, "timeline", video, "--model", tiny_model_dir, "--plot", tmp_path / name)
+    assert code == 2 and out == "" and "png" in _error_line(err)
+    assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["predict", "VIDEO", "--json", "FILE/out.json"],
+        ["predict", "VIDEO", "--csv", "FILE/sub/out.csv"],
+        ["predict", "VIDEO", "--json", "DIR"],
+        ["predict", "VIDEO", "--json", "DIR/same.json", "--csv", "DIR/same.json"],
+        ["predict", "VIDEO", "--json", ""],
+        ["embed", "VIDEO", "--out", "FILE"],
+        ["timeline", "VIDEO", "--json", "FILE/t.json"],
+    ],
+    ids=["parent-is-file", "grandparent-is-file", "is-dir", "same-file", "empty", "embed-out-file", "timeline"],
+)
+def test_outputs_that_cannot_be_written_are_refused_before_the_work(
+    capsys, tmp_path, tiny_model_dir, make_test_video, argv
+) -> None:
+    places = {"VIDEO": str(make_test_video()), "FILE": str(tmp_path / "a_file"), "DIR": str(tmp_path / "a_dir")}
+    (tmp_path / "a_file").write_text("not a directory")
+    (tmp_path / "a_dir").mkdir()
+    for key, value in places.items():
+        argv = [a.replace(key, value) for a in argv]
+    code, out, err = _run(
+        capsys, *argv, "--model", tiny_model_dir, *(["--workers", "0"] if argv[0] != "timeline" else [])
+    )
+    assert code == 2 and out == "", err  # nothing was classified before the refusal
+    assert _error_line(err).startswith("error: ")
+
+
+def test_empty_input_list_is_a_usage_error(capsys, tmp_path, tiny_model_dir) -> None:
+    listing = tmp_path / "videos.txt"
+    listing.write_text("# nothing yet\n\n")
+    code, out, err = _run(capsys, "predict", listing, "--model", tiny_model_dir)
+    assert code == 2 and out == "" and str(listing) in _error_line(err)
+
+
+def test_convert_to_an_empty_name_is_an_error(capsys, tmp_path, tiny_model_dir, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, "convert", tiny_model_dir, "")
+    assert code == 2 and "empty" in _error_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_model"]  # nothing written into the working directory
+
+
+def test_batch_with_a_240_byte_name_finishes_every_other_video(capsys, tmp_path, tiny_model_dir, make_test_video):
+    long_name = "x" * 236 + ".mp4"
+    videos = [make_test_video(long_name, num_frames=10), make_test_video("short.mp4", num_frames=10)]
+    missing = tmp_path / "missing.mp4"
+    argv = ["embed", *videos, missing, "--model", tiny_model_dir, "--out", tmp_path / "f", "--workers", "0"]
+    code, _, err = _run(capsys, *argv, "--views", "1x1")
+    assert code == 1 and _error_line(err.split("\n", 1)[1]) == f"error: {missing}: file does not exist"
+    rows = list(csv.DictReader((tmp_path / "f" / "index.csv").open()))
+    assert [r["video"] for r in rows] == [*map(str, videos), str(missing)]
+    assert all((tmp_path / "f" / r["file"]).is_file() and len(r["file"].encode()) <= 255 for r in rows[:2])
+
+
+def test_unexpected_exceptions_are_one_line_with_a_debug_hint(capsys, monkeypatch) -> None:
+    def broken(spec):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(flops_cli, "measure", broken)
+    code, out, err = _run(capsys, "flops", "uniformerv2_b16")
+    assert code == 1 and out == ""
+    assert (
+        err.strip()
+        == "error: unexpected failure (RuntimeError: boom); rerun with UNIFORMERV2_DEBUG=1 for the traceback"
+    )
+    monkeypatch.setenv("UNIFORMERV2_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["flops", "uniformerv2_b16"])
+
+
+def test_ctrl_c_prints_interrupted_and_exits_130(capsys, monkeypatch) -> None:
+    def interrupted(spec):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(flops_cli, "measure", interrupted)
+    code, out, err = _run(capsys, "flops", "uniformerv2_b16")
+    assert (code, out, err.strip()) == (130, "", "interrupted")
