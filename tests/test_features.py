@@ -154,7 +154,9 @@ def test_cli_writes_feature_files_and_index(model, video, make_test_video, tmp_p
     stamp = (out / "clip.npy").stat().st_mtime_ns
     assert main(args[:3] + args[4:]) == 0  # resume: the broken file left out, the others already done
     assert (out / "clip.npy").stat().st_mtime_ns == stamp
-    assert main(args[:3] + args[4:-4] + ["--stride", "8"]) == 0  # other settings: not resumed, redone
+    assert main(args[:3] + args[4:-4] + ["--stride", "8"]) == 2  # other settings: not mixed with these
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(args[:3] + args[4:-4] + ["--stride", "8", "--overwrite"]) == 0
     index = json.loads((out / "index.json").read_text())
     assert index["feature_stride"] == 8 and np.load(out / "clip.npy").shape == (6, 64)
     assert main(["embed", str(video), "--model", str(model_dir), "--out", str(out), "--workers", "0"]) == 0

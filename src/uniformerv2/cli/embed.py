@@ -14,7 +14,6 @@ import numpy as np
 from uniformerv2.atomic import NAME_MAX, atomic_write, atomic_write_csv, short_name
 from uniformerv2.cli._jobs import guarded, load_cli_model, prepare_outputs, run_options, sharded_or_local
 from uniformerv2.cli._options import add_model_args, add_overwrite_arg, add_run_args, add_views_arg, positive_int
-from uniformerv2.evaluation.protocol import fingerprint
 from uniformerv2.inference import Result, embed_many
 from uniformerv2.inference._features import (
     crops_from_views,
@@ -24,7 +23,6 @@ from uniformerv2.inference._features import (
     snippet_lengths,
     write_feature_index,
 )
-from uniformerv2.inference.engine import view_config
 from uniformerv2.inference.inputs import collect_videos
 from uniformerv2.inference.sharding import job_fingerprint
 
@@ -125,15 +123,22 @@ def run(args: argparse.Namespace) -> int:
 def _run_snippets(args: argparse.Namespace, videos: list[str], out: Path, model: Any) -> int:
     """Feature sequences: ``<id>.npy`` of shape (num_snippets, n) per video and ``index.json``.
 
-    Finished videos are recorded in ``snippets-<key>.rank<r>.jsonl``, the key hashing the weights and
-    every setting, so a rerun resumes only a run with the same settings.
+    Finished videos are recorded in ``snippets.rank<r>.jsonl`` under a fingerprint of the weights and
+    every setting; a rerun with other settings is refused unless ``--overwrite``.
     """
     crops, names = crops_from_views(args.views), feature_names(videos)
     options = {k: v for k, v in run_options(args).items() if k != "num_workers"}
     window, stride = snippet_lengths(model, args.window, args.stride)
-    settings = {"window": window, "stride": stride, "crops": crops, "layers": args.layers, **options}
-    settings["preprocess"] = view_config(model).to_dict()
-    key = fingerprint(model, {k: v for k, v in settings.items() if k != "progress"})[:16]
+    settings = job_fingerprint(
+        model,
+        "embed-snippets",
+        amp=args.amp,
+        decode_short_side=args.decode_short_side,
+        window=window,
+        stride=stride,
+        crops=crops,
+        layers=args.layers,
+    )
 
     def results(todo: list[str]) -> Iterator[Result]:
         return snippet_features_many(
@@ -146,10 +151,13 @@ def _run_snippets(args: argparse.Namespace, videos: list[str], out: Path, model:
         return {"video": result.video, **save_snippet_features(result.value, out, names[result.video])}
 
     def write(records: list[dict[str, Any]]) -> None:
-        meta = {"model": args.checkpoint or args.model, "crops": crops, "layers": args.layers, "fingerprint": key}
+        meta = {"model": args.checkpoint or args.model, "crops": crops, "layers": args.layers, "settings": settings}
         write_feature_index(records, out / "index.json", meta)
 
     def show(record: dict[str, Any]) -> str:
         return f"{record['video']} -> {out / record['file']} ({record['num_snippets']} snippets)"
 
-    return sharded_or_local(videos, results, to_record, str(out / f"snippets-{key}.json"), write, show)
+    shards = str(out / "snippets.json")
+    return sharded_or_local(
+        videos, results, to_record, shards, write, show, fingerprint=settings, overwrite=args.overwrite
+    )
