@@ -256,9 +256,9 @@ def test_resume_skips_done_videos_and_refuses_other_settings(setup, tmp_path, ca
     args = ["eval", setup["root"] / "val.csv", "--model", setup["model"], "--workers", "0", "--json", out]
     assert _run(capsys, *args)[0] == 0
     first = json.loads(out.read_text())
-    (shard,) = tmp_path.glob("r.eval-*.rank0.jsonl")
-    lines = shard.read_text().splitlines()
-    shard.write_text("\n".join(lines[:3]) + "\n" + lines[3][:10])  # a run killed while writing line 4
+    shard = tmp_path / "r.rank0.jsonl"
+    lines = shard.read_text().splitlines()  # a settings header, then one line per video
+    shard.write_text("\n".join(lines[:4]) + "\n" + lines[4][:10])  # a run killed while writing video 4
     code, _, err = _run(capsys, *args)
     assert code == 0 and "skipped 3 videos already done" in err
     assert json.loads(out.read_text())["metrics"] == first["metrics"]
@@ -267,7 +267,7 @@ def test_resume_skips_done_videos_and_refuses_other_settings(setup, tmp_path, ca
     code, _, err = _run(capsys, *args, "--views", "1x1", "--overwrite")
     assert code == 0, err
     assert json.loads(out.read_text())["protocol"]["views"] == "1x1"
-    assert len(list(tmp_path.glob("r.eval-*.rank0.jsonl"))) == 1
+    assert len(shard.read_text().splitlines()) == 1 + 8
 
 
 def _free_port() -> int:
@@ -296,8 +296,8 @@ def test_two_gloo_ranks_merge_to_the_single_process_metrics(setup, tmp_path, cap
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    shards = sorted(tmp_path.glob("ddp.eval-*.rank*.jsonl"))
-    assert [len(s.read_text().splitlines()) for s in shards] == [4, 4]  # videos 0,2,4,6 and 1,3,5,7
+    shards = sorted(tmp_path.glob("ddp.rank*.jsonl"))
+    assert [len(s.read_text().splitlines()) for s in shards] == [5, 5]  # header + videos 0,2,4,6 / 1,3,5,7
     merged, alone = json.loads((tmp_path / "ddp.json").read_text()), json.loads(single.read_text())
     assert merged["metrics"] == alone["metrics"] and merged["confusion"] == alone["confusion"]
     assert [p["video"] for p in merged["predictions"]] == [p["video"] for p in alone["predictions"]]

@@ -6,17 +6,19 @@ classes ranked by that average give top-1, top-5, mean per-class accuracy and th
 matrix (:mod:`uniformerv2.evaluation.metrics`). Videos that cannot be decoded are excluded from
 the metrics, counted and listed.
 
-With an output file the run is sharded and resumable like ``predict``: under ``torchrun`` rank r
-takes videos r, r + W, ... and appends one JSON line per video to
-``<out>.eval-<fingerprint>.rank<r>.jsonl``; rank 0 merges every rank's lines (one per video, so
-none is counted twice) and computes the metrics. A rerun skips the videos already done. The
-fingerprint covers the weights, the preprocessing, the views, the head's class names, decoding
-and precision, so results of another setting are never mixed in: they stop the run with an
-error, or are deleted with ``overwrite=True``.
+With an output file the run is sharded and resumable like ``predict``
+(:func:`uniformerv2.inference.sharding.run_sharded`): under ``torchrun`` rank r takes videos r,
+r + W, ... and appends one JSON line per video to ``<out>.rank<r>.jsonl``; rank 0 merges every
+rank's lines (one per video, so none is counted twice) and computes the metrics. A rerun skips the
+videos already done. The shard files record the settings (:func:`job_fingerprint`: weights, class
+names, preprocessing and views, decoding, precision); results of other settings are never mixed in:
+they stop the run with an error, or are discarded with ``overwrite=True``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import sys
@@ -42,9 +44,9 @@ from uniformerv2.evaluation.lists import (
 )
 from uniformerv2.evaluation.metrics import TOP_K, Metrics, compute_metrics
 from uniformerv2.evaluation.plot import plot_confusion, require_matplotlib
-from uniformerv2.evaluation.protocol import describe_protocol, fingerprint, format_protocol
+from uniformerv2.evaluation.protocol import describe_protocol, format_protocol
 from uniformerv2.inference.engine import model_labels, resolve_model, run_views, view_config
-from uniformerv2.inference.sharding import run_sharded
+from uniformerv2.inference.sharding import job_fingerprint, run_sharded
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.runtime import dist_env
 from uniformerv2.zoo import list_label_sets, load_labels, read_label_file
@@ -166,21 +168,6 @@ def _list_labels(labels: Sequence[str] | str | os.PathLike[str] | None) -> tuple
 def _store_base(output: str | os.PathLike[str] | None, csv_out: str | os.PathLike[str] | None) -> Path | None:
     base = output if output is not None else csv_out
     return None if base is None else Path(base)
-
-
-def _shard_target(base: Path, key: str, overwrite: bool, rank: int) -> Path:
-    """The path whose shard files hold this run's records; checks for results of another setting."""
-    target = base.with_name(f"{base.stem}.eval-{key}{base.suffix or '.json'}")
-    stale = [p for p in base.parent.glob(f"{base.stem}.eval-*.rank*.jsonl") if not p.name.startswith(target.stem + ".")]
-    if stale and not overwrite:
-        raise UniFormerV2Error(
-            f"{base}: {len(stale)} result file(s) beside it come from another model or setting "
-            f"(e.g. {stale[0].name}); pass --overwrite (overwrite=True) to start again, or choose another output"
-        )
-    if stale and rank == 0:
-        for path in stale:
-            path.unlink(missing_ok=True)
-    return target
 
 
 def _job(
@@ -329,7 +316,7 @@ def evaluate(
             sharded under torchrun and resumable.
         predictions_csv: write one row per video (:data:`PREDICTION_COLUMNS`) here.
         plot: save the confusion matrix picture here (needs matplotlib).
-        overwrite: delete stored results of another model or setting instead of refusing.
+        overwrite: discard stored results of this output (another model or setting) and start again.
         progress: tqdm bar over videos.
         verbose: print the protocol before starting and warnings to stderr (rank 0).
 
@@ -338,8 +325,8 @@ def evaluate(
 
     Raises:
         LabelError: a bad list line, an unknown class name, or a label file that does not fit.
-        UniFormerV2Error: stored results of another setting (without ``overwrite``), or
-            torchrun without an output file.
+        ResumeError: stored results of another setting (without ``overwrite``).
+        UniFormerV2Error: torchrun without an output file.
     """
     rank, world, _ = dist_env()
     base = _store_base(output, predictions_csv)
@@ -374,8 +361,11 @@ def evaluate(
         amp_dtype=amp_dtype,
         decode_short_side=decode_short_side,
     )
-    settings = {"preprocess": cfg.to_dict(), "labels": head, "amp": str(amp_dtype), "decode": decode_short_side}
-    protocol["fingerprint"] = fingerprint(net, settings)
+    names = hashlib.sha1("\n".join(head).encode("utf-8")).hexdigest()[:16]
+    settings = job_fingerprint(
+        net, "eval", views, class_names=names, amp=amp_dtype, decode_short_side=decode_short_side
+    )
+    protocol["fingerprint"] = hashlib.sha1(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     _announce(protocol, items.notes, verbose and rank == 0)
     options = {
         "batch_size": batch_size,
@@ -388,14 +378,18 @@ def evaluate(
     if base is None:
         records = {r["video"]: r for r in job(list(dict.fromkeys(videos)))}
     else:
-        target = _shard_target(base, protocol["fingerprint"][:16], overwrite, rank)
-        summary = run_sharded(list(dict.fromkeys(videos)), job, target, write=lambda _records: None)
+        unique = list(dict.fromkeys(videos))
+        summary = run_sharded(unique, job, base, write=_no_write, fingerprint=settings, overwrite=overwrite)
         if summary.skipped and verbose:
             print(f"rank {rank}: skipped {summary.skipped} videos already done", file=sys.stderr)
         if summary.records is None:
             return None
         records = {str(r["video"]): r for r in summary.records}
     return _finish(items, records, head, protocol, (output, predictions_csv, plot), verbose)
+
+
+def _no_write(records: list[dict[str, Any]]) -> None:
+    """The merged records become the report (:func:`_write_outputs`), not a file of their own."""
 
 
 def _source(net: torch.nn.Module) -> str:

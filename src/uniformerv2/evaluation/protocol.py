@@ -1,9 +1,8 @@
-"""The test protocol of an evaluation, in words, and the fingerprint that keys resumable results.
+"""The test protocol of an evaluation, in words, and a fingerprint of a model and its settings.
 
 Everything that changes a reported number is stated before an evaluation starts: frames and
 their sampling, views, resize and crop, normalisation, channel order, label order, decoding and
-precision (official behaviour §3.3-3.4). The fingerprint hashes the weights and these settings;
-results stored under another fingerprint are never mixed with the current run.
+precision (official behaviour §3.3-3.4).
 """
 
 from __future__ import annotations
@@ -116,7 +115,7 @@ def format_protocol(protocol: dict[str, Any]) -> str:
 
 
 def fingerprint(model: torch.nn.Module, settings: dict[str, Any]) -> str:
-    """SHA-256 of the model's tensors (names, dtypes, shapes, bytes) and of ``settings`` (JSON)."""
+    """SHA-256 of every byte of the model's tensors (with names, dtypes, shapes) and of ``settings`` (JSON)."""
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         data = tensor.detach().to("cpu").contiguous()
