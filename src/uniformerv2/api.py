@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -13,28 +12,10 @@ import torch
 from uniformerv2.errors import CheckpointError
 from uniformerv2.model.uniformerv2 import UniFormerV2
 from uniformerv2.model.variants import list_variants, variant_config
-from uniformerv2.preprocess import PreprocessConfig
-from uniformerv2.weights.convert import detect_format, infer_config, to_ours
 from uniformerv2.weights.hub import WEIGHTS_NAME, download_from_hub, from_pretrained
-from uniformerv2.weights.io import load_weights, official_cfg_kwargs, read_checkpoint
-from uniformerv2.zoo import fetch_weights, get_pretrained_cfg, list_pretrained, load_labels
-
-_logger = logging.getLogger(__name__)
-
-# Label order and preprocessing assumed for a checkpoint file that is not in the zoo, keyed by
-# (format, classes). MMAction2 Kinetics heads are alphabetical; official K400 heads are not.
-_GUESSED_LABELS = {
-    ("official", 400): "kinetics400",
-    ("official", 710): "kinetics710_official",
-    ("official", 174): "sthv2",
-    ("official", 339): "mit",
-    ("official", 200): "activitynet",
-    ("mmaction2", 400): "kinetics400_alphabetical",
-    ("mmaction2", 600): "kinetics600_alphabetical",
-    ("mmaction2", 700): "kinetics700_alphabetical",
-    ("mmaction2", 710): "kinetics710_mmaction2",
-    ("mmaction2", 339): "mit",
-}
+from uniformerv2.weights.io import load_checkpoint, load_weights
+from uniformerv2.weights.stored import describe_checkpoint
+from uniformerv2.zoo import fetch_weights, get_pretrained_cfg, list_pretrained
 
 
 def list_models(filter: str | None = None) -> list[str]:  # noqa: A002 (timm-compatible name)
@@ -84,46 +65,34 @@ def _zoo_meta(name: str, num_classes: int) -> dict[str, Any]:
     return {"labels": labels, "preprocess": cfg.preprocess, "source": name}
 
 
-def _guess_meta(fmt: str, num_classes: int, source: str) -> dict[str, Any]:
-    """Labels and preprocessing of a checkpoint that carries none, from its format and size."""
-    label_set = _GUESSED_LABELS.get((fmt, num_classes))
-    preprocess = PreprocessConfig()
-    if label_set == "sthv2":
-        preprocess = PreprocessConfig(num_frames=16, channel_order="BGR", num_clips=1, num_crops=3)
-    if label_set is None:
-        _logger.warning("%s: %d classes of unknown order; labels are LABEL_<i> (pass labels=)", source, num_classes)
-    else:
-        _logger.info("%s: assuming %s labels in that file's order", source, label_set)
-    labels = load_labels(label_set) if label_set else [f"LABEL_{i}" for i in range(num_classes)]
-    return {"labels": labels, "preprocess": preprocess, "source": source, "format": fmt}
-
-
 def _from_file(path: Path, num_classes: int | None, overrides: dict[str, Any]) -> UniFormerV2:
+    """A model from a checkpoint file or model directory, with the architecture, preprocessing and
+    labels the file stores (:func:`~uniformerv2.weights.stored.describe_checkpoint`)."""
     if path.is_dir():
         model = from_pretrained(path)
         if num_classes is not None and num_classes != model.config.num_classes:
             model.reset_classifier(num_classes)
             model.pretrained_cfg["labels"] = None
         return model
-    raw, extras = read_checkpoint(path)
-    fmt = detect_format(raw)
+    sd, fmt, extras = load_checkpoint(path)
     if fmt == "clip":
         raise CheckpointError(
             f"{path}: a CLIP image encoder has no video layers or classifier; build a model with "
             "create_model('uniformerv2_b16', num_classes=...) and load_weights(model, path) to initialise it"
         )
-    sd = to_ours(raw, fmt, source=str(path))
-    stored = official_cfg_kwargs(extras)
-    known = {k: stored[k] for k in ("heads", "n_head", "return_list", "mlp_factor", "dw_reduction") if k in stored}
-    config = infer_config(sd, **{**known, **overrides})
+    described = describe_checkpoint(sd, fmt, extras, str(path), overrides)
+    config = described.config
     classes = config.num_classes
     if num_classes is not None and num_classes != classes:
         config.num_classes = num_classes
     model = UniFormerV2(config)
     load_weights(model, sd, fmt="ours", name=str(path))
-    model.pretrained_cfg = _guess_meta(fmt, classes, str(path))
-    if config.num_classes != classes:
-        model.pretrained_cfg["labels"] = None
+    model.pretrained_cfg = {
+        "labels": described.labels if config.num_classes == classes else None,
+        "preprocess": described.preprocess,
+        "source": str(path),
+        "format": fmt,
+    }
     return model
 
 

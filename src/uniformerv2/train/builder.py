@@ -15,16 +15,13 @@ Head policies for a checkpoint that has a classifier (CLIP has none and only fil
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
 from uniformerv2.api import create_model
-from uniformerv2.errors import CheckpointError
 from uniformerv2.model.uniformerv2 import UniFormerV2
 from uniformerv2.train.config import TrainConfig
-from uniformerv2.weights.convert import detect_format, permute_head, to_ours
-from uniformerv2.weights.io import LoadReport, load_weights, read_state_dict
+from uniformerv2.weights.io import LoadReport, keep_head, load_weights, map_head, reinit_head
 from uniformerv2.zoo import (
     fetch_weights,
     list_pretrained,
@@ -34,10 +31,6 @@ from uniformerv2.zoo import (
 )
 
 __all__ = ["build_model", "init_from_checkpoint", "resolve_label_map", "resolve_labels"]
-
-_logger = logging.getLogger(__name__)
-
-_HEAD = ("head.fc.weight", "head.fc.bias")
 
 
 def resolve_label_map(spec: str) -> list[int]:
@@ -96,33 +89,9 @@ def init_from_checkpoint(model: UniFormerV2, init: str, head: str = "reinit", la
             class count.
     """
     path = _init_path(init)
-    raw = read_state_dict(path)
-    fmt = detect_format(raw)
-    if fmt == "clip":
-        return load_weights(model, raw, fmt="clip", name=str(path))
-    sd = to_ours(raw, fmt, source=str(path))
-    own = model.state_dict()
-    if not all(k in sd for k in _HEAD):
-        raise CheckpointError(
-            f"{path}: has no classifier ({_HEAD[0]}); use head='reinit' only with classifier checkpoints"
-        )
-    rows = sd[_HEAD[0]].shape[0]
-    if head == "reinit":
-        sd.update({k: own[k] for k in _HEAD})
-        _logger.info("%s: classifier (%d classes) re-initialised for %d classes", path, rows, model.config.num_classes)
-    elif head == "map":
-        order = resolve_label_map(label_map)
-        if len(order) != model.config.num_classes:
-            raise CheckpointError(
-                f"label map {label_map!r} has {len(order)} entries for a {model.config.num_classes}-class model"
-            )
-        sd = permute_head(sd, order)
-        _logger.info("%s: classifier rows gathered from %d to %d classes through %s", path, rows, len(order), label_map)
-    elif rows != model.config.num_classes:
-        raise CheckpointError(
-            f"{path}: head='keep' but the classifier has {rows} classes, the model {model.config.num_classes}"
-        )
-    return load_weights(model, sd, fmt="ours", name=str(path))
+    policies = {"reinit": reinit_head, "keep": keep_head}
+    policy = map_head(resolve_label_map(label_map), label_map) if head == "map" else policies[head]
+    return load_weights(model, path, filters=(policy,))
 
 
 def build_model(cfg: TrainConfig) -> UniFormerV2:

@@ -43,8 +43,8 @@ def unwrap(obj: Any, source: str = "checkpoint") -> StateDict:
     return sd
 
 
-def detect_format(sd: Mapping[str, torch.Tensor]) -> Format:
-    """Tell the layout of a state dict from sentinel keys."""
+def detect_format(sd: Mapping[str, torch.Tensor], source: str = "") -> Format:
+    """Tell the layout of a state dict from sentinel keys (``source`` names it in the error)."""
     keys = set(sd)
     if any(k.startswith("cls_head.") or k.startswith("backbone.transformer.norm.") for k in keys):
         return "mmaction2"
@@ -58,7 +58,10 @@ def detect_format(sd: Mapping[str, torch.Tensor]) -> Format:
         if "transformer.temporal_cls_token" in keys:
             return "official"  # official keys without the ``backbone.`` wrapper
         return "clip"
-    raise CheckpointError("unrecognised state dict: not a UniFormerV2 (ours/official/MMAction2) or CLIP checkpoint")
+    where = f"{source}: " if source else ""
+    raise CheckpointError(
+        f"{where}unrecognised state dict: not a UniFormerV2 (ours/official/MMAction2) or CLIP checkpoint"
+    )
 
 
 def to_ours(sd: Mapping[str, torch.Tensor], fmt: Format | None = None, source: str = "checkpoint") -> StateDict:
@@ -74,6 +77,12 @@ def to_ours(sd: Mapping[str, torch.Tensor], fmt: Format | None = None, source: s
     raise CheckpointError(
         f"{source}: a CLIP checkpoint holds a backbone only; use clip_to_ours() to initialise from it"
     )
+
+
+def convert_to_ours(sd: Mapping[str, torch.Tensor], fmt: Format, source: str = "checkpoint") -> StateDict:
+    """Any supported layout in ours; a CLIP encoder gives our backbone keys with a one-frame stem
+    (:func:`load_weights` inflates it to the model's)."""
+    return clip_to_ours(sd, stem_kernel_t=1) if fmt == "clip" else to_ours(sd, fmt, source=source)
 
 
 def from_ours(sd: Mapping[str, torch.Tensor], fmt: Literal["official", "mmaction2"]) -> StateDict:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,10 @@ from uniformerv2.errors import CheckpointError
 from uniformerv2.weights.convert import (
     Format,
     StateDict,
-    clip_to_ours,
+    convert_to_ours,
     detect_format,
-    to_ours,
+    inflate_conv,
+    permute_head,
     unwrap,
 )
 from uniformerv2.weights.unpickle import load_archive, module_tensors
@@ -138,29 +138,85 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else f"{type(exc).__name__}: file empty or cut short"
 
 
-def official_cfg_kwargs(extras: Mapping[str, Any]) -> dict[str, Any]:
-    """Architecture kwargs stored in an official training checkpoint's ``cfg`` entry, if readable.
+def load_checkpoint(path: str | Path) -> tuple[StateDict, Format, dict[str, Any]]:
+    """Read a checkpoint file, detect its layout and convert it to ours: the one loading pipeline.
 
-    The official trainer stores its YAML config (``UNIFORMERV2.*`` keys); a JSON string of
-    ``VisionTransformer`` kwargs is accepted too. Returns ``{}`` when there is nothing usable.
+    Returns:
+        ``(state_dict, format, extras)``: the tensors in our layout (a CLIP encoder's backbone keys
+        with a one-frame stem), the file's layout (``"ours"``, ``"official"``, ``"mmaction2"`` or
+        ``"clip"``) and its other top-level entries (``cfg``, ``config``, ``meta``, ``epoch``), which
+        :func:`uniformerv2.weights.stored.describe_checkpoint` reads.
+
+    Raises:
+        CheckpointError: unreadable, unsafe or unrecognised file; the message names it.
     """
-    text = extras.get("cfg")
-    if not isinstance(text, str):
-        return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            import yaml  # optional: only needed for YAML configs of official training runs
-        except ImportError:
-            return {}
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError:
-            return {}
-        section = data.get("UNIFORMERV2", {}) if isinstance(data, dict) else {}
-        data = {k.lower(): v for k, v in section.items()}
-    return data if isinstance(data, dict) else {}
+    raw, extras = read_checkpoint(path)
+    fmt = detect_format(raw, source=str(path))
+    return convert_to_ours(raw, fmt, source=str(path)), fmt, extras
+
+
+# ------------------------------------------------------------------------------------------------
+# head policies: filters applied to a state dict in our layout before it is loaded
+
+#: ``filter(state_dict, model_state_dict, source_name) -> state_dict``; a head key it removes keeps the
+#: model's fresh initialisation and is reported as re-initialised.
+HeadFilter = Callable[[StateDict, StateDict, str], StateDict]
+HEAD_KEYS = ("head.fc.weight", "head.fc.bias")
+
+
+def _rows(sd: Mapping[str, torch.Tensor]) -> int:
+    return int(sd[HEAD_KEYS[0]].shape[0])
+
+
+def _has_head(sd: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> bool:
+    return all(k in sd and k in own for k in HEAD_KEYS)
+
+
+def _without_head(sd: StateDict) -> StateDict:
+    return {k: v for k, v in sd.items() if k not in HEAD_KEYS}
+
+
+def resize_head(sd: StateDict, own: StateDict, name: str) -> StateDict:
+    """A classifier with another class count than the model's is dropped (re-initialised), with a warning."""
+    if _has_head(sd, own) and _rows(sd) != _rows(own) and sd[HEAD_KEYS[0]].shape[1:] == own[HEAD_KEYS[0]].shape[1:]:
+        _logger.warning("%s: classifier has %d classes, model %d: head re-initialised", name, _rows(sd), _rows(own))
+        return _without_head(sd)
+    return sd
+
+
+def reinit_head(sd: StateDict, own: StateDict, name: str) -> StateDict:
+    """The classifier always starts fresh (official ``DELETE_SPECIAL_HEAD=True``)."""
+    if _has_head(sd, own):
+        _logger.info("%s: classifier (%d classes) re-initialised for %d classes", name, _rows(sd), _rows(own))
+        return _without_head(sd)
+    return sd
+
+
+def keep_head(sd: StateDict, own: StateDict, name: str) -> StateDict:
+    """The classifier is loaded as it is; its class count must be the model's."""
+    if _has_head(sd, own) and _rows(sd) != _rows(own):
+        raise CheckpointError(f"{name}: head='keep' but the classifier has {_rows(sd)} classes, the model {_rows(own)}")
+    return sd
+
+
+def map_head(order: Sequence[int], label_map: str = "label map") -> HeadFilter:
+    """Row k of the new classifier is row ``order[k]`` of the checkpoint's (official ``label_mixto*.json``)."""
+
+    def apply(sd: StateDict, own: StateDict, name: str) -> StateDict:
+        if not _has_head(sd, own):
+            return sd
+        if len(order) != _rows(own):
+            raise CheckpointError(f"label map {label_map!r} has {len(order)} entries for a {_rows(own)}-class model")
+        _logger.info(
+            "%s: classifier rows gathered from %d to %d classes through %s", name, _rows(sd), len(order), label_map
+        )
+        return permute_head(sd, order)
+
+    return apply
+
+
+# ------------------------------------------------------------------------------------------------
+# loading into a model
 
 
 @dataclass
@@ -172,12 +228,37 @@ class LoadReport:
     reinitialised: list[str] = field(default_factory=list)
 
 
+def _listed(keys: Sequence[str], limit: int = 6) -> str:
+    return ", ".join(keys[:limit]) + (" ..." if len(keys) > limit else "")
+
+
 def _mismatch_message(source: str, missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
     parts = []
     for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
         if keys:
-            parts.append(f"{title} ({len(keys)}): {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''}")
+            parts.append(f"{title} ({len(keys)}): {_listed(keys)}")
     return f"{source}: checkpoint does not fit the model - " + "; ".join(parts)
+
+
+def check_values(sd: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], name: str) -> None:
+    """Refuse integer tensors where the model has floating-point ones, and NaN/inf values.
+
+    Raises:
+        CheckpointError: naming the file and the tensors.
+    """
+    kinds = [
+        f"{k} ({str(v.dtype).removeprefix('torch.')})"
+        for k, v in sd.items()
+        if k in own and v.is_floating_point() != own[k].is_floating_point()
+    ]
+    if kinds:
+        raise CheckpointError(
+            f"{name}: {len(kinds)} tensors have another kind of dtype than the model's "
+            f"(integer vs floating point): {_listed(kinds)}"
+        )
+    bad = [k for k, v in sd.items() if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{name}: non-finite values (NaN or inf) in {len(bad)} tensors: {_listed(bad)}")
 
 
 def load_weights(
@@ -187,49 +268,52 @@ def load_weights(
     strict: bool = True,
     fmt: Format | None = None,
     name: str | None = None,
+    filters: Sequence[HeadFilter] = (resize_head,),
 ) -> LoadReport:
     """Load official, MMAction2, CLIP or our weights into ``model``; the format is detected.
 
     Strict by default: every model key must be present with the right shape and no checkpoint
-    key may be left over. Two deliberate exceptions, each logged: a classifier with a different
-    number of classes than the model is left at its fresh initialisation, and a CLIP checkpoint
-    initialises the backbone only (the added UniFormerV2 modules keep their official
-    zero/identity initialisation).
+    key may be left over. Two deliberate exceptions: what the head ``filters`` drop keeps its fresh
+    initialisation (by default :func:`resize_head`: a classifier with another class count, logged),
+    and a CLIP checkpoint initialises the backbone only (the added UniFormerV2 modules keep their
+    official zero/identity initialisation; its 2-D patch kernel is inflated into the centre of the
+    model's temporal stem). Integer tensors where the model has floating-point ones and NaN/inf
+    values are refused.
 
     Args:
         model: the model to fill.
-        source: a checkpoint path or a state dict.
+        source: a checkpoint path (read by :func:`load_checkpoint`) or a state dict.
         strict: refuse missing, unexpected and shape-mismatched keys.
-        fmt: the source layout; detected when omitted.
+        fmt: the layout of a state dict ``source``; detected when omitted.
         name: how error messages refer to the source (default: the path).
+        filters: head policies (:func:`resize_head`, :func:`reinit_head`, :func:`keep_head`,
+            :func:`map_head`), applied in order; ``()`` loads the classifier strictly.
 
     Raises:
-        CheckpointError: a format problem or any key/shape mismatch (all listed).
+        CheckpointError: a format problem, bad values, or any key/shape mismatch (all listed).
     """
-    name = name or (str(source) if isinstance(source, (str, Path)) else "state dict")
-    raw = read_state_dict(source) if isinstance(source, (str, Path)) else dict(source)
-    fmt = fmt or detect_format(raw)
-    own = model.state_dict()
-    if fmt == "clip":
-        sd = clip_to_ours(raw, stem_kernel_t=own["conv1.weight"].shape[2])
+    if isinstance(source, (str, Path)):
+        name = name or str(source)
+        sd, fmt, _ = load_checkpoint(source)
     else:
-        sd = to_ours(raw, fmt, source=name)
-    report = LoadReport(fmt)
-    head = [
-        k
-        for k in ("head.fc.weight", "head.fc.bias")
-        if k in sd and k in own and sd[k].shape[0] != own[k].shape[0] and sd[k].shape[1:] == own[k].shape[1:]
-    ]
-    if head:
-        _logger.warning(
-            "%s: classifier has %d classes, model %d: head re-initialised",
-            name,
-            sd[head[0]].shape[0],
-            own[head[0]].shape[0],
-        )
-        report.reinitialised = head
-        sd = {k: v for k, v in sd.items() if k not in head}
-    missing = [k for k in own if k not in sd and k not in head]
+        name = name or "state dict"
+        raw = dict(source)
+        fmt = fmt or detect_format(raw, source=name)
+        sd = convert_to_ours(raw, fmt, source=name)
+    return _load_ours(model, sd, fmt, name, strict, filters)
+
+
+def _load_ours(
+    model: nn.Module, sd: StateDict, fmt: Format, name: str, strict: bool, filters: Sequence[HeadFilter]
+) -> LoadReport:
+    own = model.state_dict()
+    if fmt == "clip" and "conv1.weight" in sd and "conv1.weight" in own:
+        sd["conv1.weight"] = inflate_conv(sd["conv1.weight"], own["conv1.weight"].shape[2])
+    before = set(sd)
+    for keep in filters:
+        sd = keep(sd, own, name)
+    report = LoadReport(fmt, reinitialised=[k for k in HEAD_KEYS if k in before and k not in sd and k in own])
+    missing = [k for k in own if k not in sd and k not in report.reinitialised]
     unexpected = [k for k in sd if k not in own]
     shapes = [
         f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if k in own and sd[k].shape != own[k].shape
@@ -241,6 +325,7 @@ def load_weights(
         raise CheckpointError(_mismatch_message(name, missing, unexpected, shapes))
     if not strict:
         sd = {k: v for k, v in sd.items() if k in own and v.shape == own[k].shape}
-        report.missing = sorted(set(report.missing) | {k for k in own if k not in sd and k not in head})
+        report.missing = sorted(set(report.missing) | {k for k in own if k not in sd and k not in report.reinitialised})
+    check_values(sd, own, name)
     model.load_state_dict(sd, strict=False)
     return report
