@@ -192,3 +192,21 @@ def test_ctrl_c_prints_interrupted_and_exits_130(capsys, monkeypatch) -> None:
     monkeypatch.setattr(flops_cli, "measure", interrupted)
     code, out, err = _run(capsys, "flops", "uniformerv2_b16")
     assert (code, out, err.strip()) == (130, "", "interrupted")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["predict", ""],
+        ["predict", "VIDEO", "--model", ""],
+        ["predict", "VIDEO", "--checkpoint", " "],
+        ["timeline", "VIDEO", "--model", ""],
+    ],
+    ids=["input", "model", "checkpoint", "timeline-model"],
+)
+def test_empty_names_are_usage_errors_not_defaults(capsys, monkeypatch, tmp_path, make_test_video, argv) -> None:
+    monkeypatch.chdir(make_test_video().parent)  # an empty input must not mean "this directory"
+    monkeypatch.setenv("UNIFORMERV2_OFFLINE", "1")  # nor an empty model the default one
+    argv = [str(make_test_video()) if a == "VIDEO" else a for a in argv]
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and out == "" and "empty" in _error_line(err)

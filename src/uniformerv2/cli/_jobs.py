@@ -98,6 +98,9 @@ def load_cli_model(args: argparse.Namespace) -> Any:
     from uniformerv2.api import load_model
     from uniformerv2.zoo import DEFAULT_MODEL, read_label_file
 
+    for option, value in (("--checkpoint", args.checkpoint), ("--model", args.model)):
+        if value is not None and not value.strip():
+            raise ValueError(f"{option}: the name is empty")
     source = args.checkpoint or args.model or DEFAULT_MODEL
     if args.checkpoint and not Path(args.checkpoint).exists():
         raise ValueError(f"{args.checkpoint}: no such checkpoint file")

@@ -170,12 +170,14 @@ def collect_videos(
         Video paths; frame folders are directories.
 
     Raises:
-        InputError: no inputs, a directory without videos, or a list that is missing, not text
-            or empty.
+        InputError: no inputs, an empty name, a directory without videos, or a list that is
+            missing, not text or empty.
     """
     suffixes = {e.lower() for e in extensions}
     videos: list[str] = []
     for item in inputs:
+        if not os.fspath(item).strip():
+            raise InputError(repr(os.fspath(item)), "an empty name is not a video, directory or list")
         path = Path(item)
         if path.is_dir():
             found = [str(path)] if is_frame_folder(path, suffixes) else _videos_below(path, suffixes)
