@@ -136,3 +136,41 @@ def test_cli_under_torchrun_needs_an_output(capsys, monkeypatch, tiny_model_dir,
 @pytest.mark.parametrize("name", ["out.json", "sub/out.csv"])
 def test_shard_file_names(tmp_path, name) -> None:
     assert shard_file(tmp_path / name, 3) == (tmp_path / name).with_name(Path(name).stem + ".rank3.jsonl")
+
+
+def test_runtime_autocast_has_one_convention() -> None:
+    import torch
+
+    from uniformerv2.runtime import amp_dtype, autocast
+
+    assert amp_dtype(None) is None and amp_dtype("none") is None
+    assert amp_dtype("bf16") is amp_dtype("bfloat16") is amp_dtype(torch.bfloat16) is torch.bfloat16
+    assert amp_dtype("fp16") is amp_dtype(torch.float16) is torch.float16
+    with pytest.raises(ValueError, match="bf16 or fp16"):
+        amp_dtype("fp8")
+    layer = torch.nn.Linear(4, 4)
+    x = torch.randn(2, 4)
+    with autocast("cpu", "bf16"):
+        assert layer(x).dtype == torch.bfloat16
+    with autocast(torch.device("cpu"), "none"):
+        assert layer(x).dtype == torch.float32
+
+
+def test_runtime_resolve_device(monkeypatch) -> None:
+    import torch
+
+    from uniformerv2.errors import DeviceError
+    from uniformerv2.runtime import dist_env, resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert resolve_device(None).type in ("cpu", "mps")
+        with pytest.raises(DeviceError, match="'cuda' is not available"):
+            resolve_device("cuda")
+    for bad in ("garbage", "tpu", "meta", "cuda:x"):
+        with pytest.raises(DeviceError, match=repr(bad)):
+            resolve_device(bad)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert dist_env() == (3, 4, 1)
