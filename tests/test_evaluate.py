@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_LABELS, make_tiny_model, write_video
+from conftest import TINY_LABELS, make_tiny_model, save_mmaction2, save_official, write_video
 from videogen import write_frame_folder
 
 import uniformerv2
 from uniformerv2.cli.main import main
 from uniformerv2.evaluation import LabelError, evaluate, read_eval_list
+from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.weights import save_pretrained
 from uniformerv2.zoo import load_label_map, load_labels
 
@@ -334,3 +335,16 @@ def test_labels_with_separators_and_the_three_layouts_parse(tmp_path) -> None:
         ("777", 3),
     ]
     assert frames.kind == "mixed" and frames.notes  # the index line cannot be checked
+
+
+@pytest.mark.slow  # 224 px views: a file without a config is read with the default pipeline
+def test_official_and_mmaction2_files_score_like_the_model_they_hold(tmp_path) -> None:
+    model = make_tiny_model(seed=4, heads=1, n_head=1, layers=2, return_list=(0, 1))  # a layout files need not state
+    model.pretrained_cfg["preprocess"] = PreprocessConfig()  # what a file without a config is read with
+    paths = _videos(tmp_path, 2)
+    (tmp_path / "l.csv").write_text("".join(f"{p.name},{i}\n" for i, p in enumerate(paths)))
+    reference = evaluate(tmp_path / "l.csv", model, views="1x1")
+    for path in (save_official(model, tmp_path / "m.pyth"), save_mmaction2(model, tmp_path / "m.pth")):
+        loaded = evaluate(tmp_path / "l.csv", str(path), views="1x1")
+        assert [p["top"] for p in loaded.predictions] == [p["top"] for p in reference.predictions]
+        assert loaded.top1 == reference.top1 and loaded.protocol["model"] == str(path)
