@@ -225,7 +225,7 @@ def _order_hint(
 ) -> str | None:
     """A warning when unchecked index labels score far better read in another shipped class order."""
     head_set = identify_label_set(labels)
-    if items.checked or head_set is None or top1 is None or not predictions:
+    if items.kind != "indices" or items.checked or head_set is None or top1 is None or not predictions:
         return None
     best: tuple[float, str] | None = None
     for name in list_label_sets():
