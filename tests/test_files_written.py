@@ -179,3 +179,45 @@ def test_plot_leaves_the_matplotlib_backend_alone(tmp_path) -> None:
         assert atomic_savefig(fig, tmp_path / "f.svg").read_text().lstrip().startswith("<?xml")
     finally:
         matplotlib.use(previous)
+
+
+def test_torch_save_on_a_full_disk_is_the_same_clear_error(tmp_path, monkeypatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 30, 10 << 30, 0))
+
+    def failing_save(obj, tmp) -> None:
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OutputError, match=f"no space left on {tmp_path}"):
+        atomic_torch_save({"w": torch.zeros(1)}, tmp_path / "last.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_while_appending_batch_results_is_one_clear_error(tmp_path, monkeypatch) -> None:
+    import uniformerv2.inference.sharding as sharding
+
+    real_open = sharding._open_shard
+
+    class Full:
+        def __init__(self, handle) -> None:
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.handle.close()
+
+        def write(self, text: str) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(sharding, "_open_shard", lambda *a, **k: Full(real_open(*a, **k)))
+    with pytest.raises(OutputError, match=f"no space left on {tmp_path}"):
+        sharding.run_sharded(["a.mp4"], lambda todo: ({"video": v} for v in todo), tmp_path / "p.json")

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -37,6 +38,7 @@ __all__ = [
     "atomic_torch_save",
     "atomic_savefig",
     "json_safe",
+    "output_error",
     "remove_stale_temps",
     "short_name",
 ]
@@ -104,7 +106,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
         prefix, suffix = _temp_parts(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     except OSError as exc:
-        raise _output_error(path, exc) from exc
+        raise output_error(path, exc) from exc
     try:
         os.close(fd)
         write(tmp)
@@ -114,7 +116,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
         _fsync_dir(path.parent)
     except OSError as exc:
         if exc.errno in (*_NO_SPACE, errno.EACCES, errno.EPERM, errno.EROFS):
-            raise _output_error(path, exc) from exc
+            raise output_error(path, exc) from exc
+        raise
+    except RuntimeError as exc:  # torch.save reports a full disk as "file write failed"
+        if _disk_full(path.parent):
+            raise output_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from exc
         raise
     finally:
         if os.path.exists(tmp):
@@ -122,7 +128,15 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     return path
 
 
-def _output_error(path: Path, exc: OSError) -> OutputError:
+def _disk_full(directory: Path) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < 1 << 20
+    except OSError:
+        return False
+
+
+def output_error(path: Path, exc: OSError) -> OutputError:
+    """The one-line error for ``exc`` raised while writing ``path`` (full disk, no permission, ...)."""
     directory = path.parent if str(path.parent) else Path(".")
     if exc.errno in _NO_SPACE:
         return OutputError(f"no space left on {directory} (writing {path.name})")

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from uniformerv2.atomic import atomic_write_json, json_safe
+from uniformerv2.atomic import atomic_write_json, json_safe, output_error
 from uniformerv2.errors import ResumeError
 from uniformerv2.runtime import barrier, dist_env
 
@@ -242,10 +242,14 @@ def run_sharded(
     todo = [v for v in shard if v not in finished]
     summary = ShardSummary(rank, world, skipped=len(shard) - len(todo))
     _logger.info("rank %d/%d: %d videos, %d already done", rank, world, len(shard), summary.skipped)
-    with _open_shard(shard_file(out_path, rank), settings, fresh=overwrite) as handle:
+    path = shard_file(out_path, rank)
+    with _open_shard(path, settings, fresh=overwrite) as handle:
         for record in job(todo) if todo else ():
-            handle.write(_json_line(record))
-            handle.flush()
+            try:
+                handle.write(_json_line(record))
+                handle.flush()
+            except OSError as exc:
+                raise output_error(path, exc) from exc
             summary.processed += 1
             if "error" in record:
                 summary.failed.append((str(record["video"]), str(record["error"])))
