@@ -122,12 +122,17 @@ def _with(argv: list, flag: str, value: object) -> list:
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"),
-    [("--views", "2x1"), ("--top-k", "2"), ("--decode-short-side", "40"), ("--model", "OTHER")],
+    ("flag", "value", "changed"),
+    [
+        ("--views", "2x1", "preprocess.num_clips"),
+        ("--top-k", "2", "top_k"),
+        ("--decode-short-side", "40", "decode_short_side"),
+        ("--model", "OTHER", "weights"),
+    ],
     ids=["views", "top-k", "preprocessing", "model"],
 )
 def test_predict_rerun_with_other_settings_refuses_then_overwrites(
-    capsys, tmp_path, tiny_model_dir, make_test_video, flag, value
+    capsys, tmp_path, tiny_model_dir, make_test_video, flag, value, changed
 ) -> None:
     other_dir = save_pretrained(make_tiny_model(seed=1), tmp_path / "other_model")
     videos = [make_test_video("a.mp4"), make_test_video("b.mp4", num_frames=16)]
@@ -138,6 +143,7 @@ def test_predict_rerun_with_other_settings_refuses_then_overwrites(
     settings = _with(first, flag, other_dir if value == "OTHER" else value)
     code, err = _predict(capsys, *videos, *settings)
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and "--overwrite" in err
+    assert changed in err
     assert out.read_text() == before
     code, err = _predict(capsys, *videos, *settings, "--overwrite")
     assert code == 0, err

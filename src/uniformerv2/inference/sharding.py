@@ -138,6 +138,18 @@ def _read_header(path: Path) -> dict[str, Any] | None:
     return header.get("fingerprint") if isinstance(header, dict) and "video" not in header else None
 
 
+def _differences(before: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the settings that differ (``views``, ``preprocess.num_crops``)."""
+    names = []
+    for key in sorted({*before, *now}):
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            names += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            names.append(f"{prefix}{key}")
+    return names
+
+
 def _check_resumable(out_path: str | os.PathLike[str], fingerprint: dict[str, Any]) -> None:
     """Refuse when a shard file of ``out_path`` was made with other settings."""
     for path in _shard_files(out_path).values():
@@ -147,8 +159,7 @@ def _check_resumable(out_path: str | os.PathLike[str], fingerprint: dict[str, An
         if earlier is None:
             what = "by an earlier version that did not record its settings"
         else:
-            keys = sorted(k for k in {*earlier, *fingerprint} if earlier.get(k) != fingerprint.get(k))
-            what = "with other settings (" + ", ".join(keys) + ")"
+            what = "with other settings (" + ", ".join(_differences(earlier, fingerprint)) + ")"
         raise ResumeError(
             f"{out_path}: the partial results in {path.name} were made {what}; "
             "rerun with --overwrite (overwrite=True) to discard them, or choose another output"
