@@ -6,6 +6,7 @@ import importlib
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -120,15 +121,15 @@ class _EndlessReader(ArrayReader):
 def test_timeline_streams_with_bounded_memory(model, monkeypatch) -> None:
     alive: weakref.WeakSet = weakref.WeakSet()
     peak = [0]
-    resize = timeline_module.short_side_resize
+    preprocess = timeline_module.crop_views
 
-    def tracked(x: torch.Tensor, size: int) -> torch.Tensor:
-        out = resize(x, size)
+    def tracked(frames: torch.Tensor, cfg: Any, spatial_ids: Any) -> torch.Tensor:
+        out = preprocess(frames, cfg, spatial_ids)
         alive.add(out)
         peak[0] = max(peak[0], len(alive))
         return out
 
-    monkeypatch.setattr(timeline_module, "short_side_resize", tracked)
+    monkeypatch.setattr(timeline_module, "crop_views", tracked)
     monkeypatch.setattr(timeline_module, "open_source", lambda video, index, decode_short_side=None: video)
     rows = timeline(_EndlessReader(2000), model, window=8, stride=8, batch_size=64)
     assert len(rows) == 250

@@ -36,7 +36,7 @@ from uniformerv2.inference.engine import (
 )
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.runtime import autocast
-from uniformerv2.video.transforms import normalize, short_side_resize, uniform_crop
+from uniformerv2.video.transforms import crop_views
 
 __all__ = ["timeline", "plot_timeline", "window_indices"]
 
@@ -91,8 +91,8 @@ def _stream_windows(
 ) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield (start, stop, views) per window, decoding each frame once and in order.
 
-    Views are (crops, 3, T, S, S). Frames are kept, already normalised and resized, only while a
-    pending window still needs them.
+    Views are (crops, 3, T, S, S). Frames are kept, already normalised, resized and cropped, only
+    while a pending window still needs them.
     """
     n = reader.num_frames
     span = min(window, n)
@@ -104,11 +104,10 @@ def _stream_windows(
     crop_ids = [1] if crops == 1 else [0, 1, 2]
     for index, frame in enumerate(reader.iter_frames(0, last_needed + 1)):
         if index in needed:
-            kept[index] = short_side_resize(normalize(frame[None], cfg), cfg.crop_size)
+            kept[index] = crop_views(frame[None], cfg, crop_ids)  # (crops, 3, 1, S, S)
         while pending < len(plans) and plans[pending][1][-1] <= index:
             start, idx = plans[pending]
-            clip = torch.cat([kept[i] for i in idx], dim=1)  # (3, T, h, w)
-            yield start, start + span, torch.stack([uniform_crop(clip, cfg.crop_size, s) for s in crop_ids])
+            yield start, start + span, torch.cat([kept[i] for i in idx], dim=2)
             pending += 1
             first_needed = plans[pending][1][0] if pending < len(plans) else last_needed + 1
             for old in [i for i in kept if i < first_needed]:
