@@ -21,14 +21,14 @@ from uniformerv2.train import fit
 
 pytestmark = pytest.mark.slow  # end-to-end training runs
 
-# Seed 5 with a near-zero first-epoch lr gives val top-1 50 then 100: best.pt is replaced in the
+# Seed 1 with a near-zero first-epoch lr gives val top-1 50 then 100: best.pt is replaced in the
 # last epoch, the case where a badly ordered commit leaves best_model/ one epoch behind.
 _RUN = (
     "optim.epochs=2",
     "optim.warmup_epochs=1",
     "optim.warmup_start_lr=1e-9",
     "optim.base_lr=3e-4",
-    "seed=5",
+    "seed=1",
     "eval.test_clips=1",
 )
 
@@ -110,3 +110,38 @@ def test_kill_at_any_write_then_rerun_gives_the_uninterrupted_outputs(
     monkeypatch.setattr(os, "replace", real_replace)
     fit(cfg)  # the same command again: resume=auto
     _assert_same(reference, _outputs(tmp_path / "run"))
+
+
+def test_kill_mid_epoch_resumes_at_the_step_bit_exactly(
+    bright_dark_small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4 videos, batch 1: 4 optimizer steps, a checkpoint after every second one. Dropout (0.5 in
+    # the global blocks and the head) and drop path draw random masks at every step, and the data
+    # loader runs in a worker process.
+    run = ("optim.epochs=1", "optim.batch_size=1", "checkpoint_every_steps=2", "data.num_workers=1")
+    run = (*run, "model.drop_path_rate=0.3", "eval.final_test=false")
+    straight = fit(tiny_train_config(bright_dark_small, tmp_path / "straight", *run))
+
+    real_step = torch.optim.AdamW.step
+    steps: list[int] = []
+
+    def step(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        steps.append(1)
+        if len(steps) == 4:  # the last step
+            raise _Killed("killed mid-epoch")
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    cfg = tiny_train_config(bright_dark_small, tmp_path / "resumed", *run)
+    with pytest.raises(_Killed):
+        fit(cfg)
+    state = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    assert (state["next_epoch"], state["next_step"]) == (0, 2)
+    steps.clear()
+    resumed = fit(cfg)
+    assert len(steps) == 2  # only the steps after the checkpoint run again
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    for a, b in zip(straight.history, resumed.history, strict=True):
+        assert a["train_loss"] == b["train_loss"] and a["train_clips"] == b["train_clips"] == 4
+        assert a["val_loss"] == b["val_loss"]

@@ -285,3 +285,21 @@ def test_example_config_files_load(path: Path) -> None:
     pytest.importorskip("yaml")
     cfg = load_config(path)
     assert cfg.data.train_list and cfg.output_dir.startswith("runs/")
+
+
+# ------------------------------------------------------------------------------------- checkpoint schedule
+
+
+def test_checkpoint_schedule_by_steps_and_by_time() -> None:
+    from uniformerv2.train.trainer import CheckpointSchedule
+
+    by_steps = CheckpointSchedule(every_steps=3, every_minutes=15.0)
+    assert [by_steps.due(step) for step in range(1, 8)] == [False, False, True, False, False, True, False]
+    now = [0.0]
+    by_time = CheckpointSchedule(every_steps=0, every_minutes=1.0, clock=lambda: now[0])
+    due = []
+    for _ in range(6):
+        now[0] += 25.0  # a step every 25 s: due after 60 s of work since the last checkpoint
+        due.append(by_time.due(0))
+    assert due == [False, False, True, False, False, True]
+    assert not any(CheckpointSchedule(every_steps=0, every_minutes=0.0).due(s) for s in range(1, 10))

@@ -1,4 +1,6 @@
-"""Training state on disk: ``last.pt`` every epoch, ``best.pt`` on a new best (official §2.1, §4.6).
+"""Training state on disk: ``last.pt`` at the end of every epoch and within epochs (every
+``checkpoint_every_minutes`` or ``checkpoint_every_steps``), ``best.pt`` on a new best (official
+§2.1, §4.6).
 
 A state file is a ``torch.save`` dict that loads with ``torch.load(weights_only=True)``:
 
@@ -6,9 +8,14 @@ A state file is a ``torch.save`` dict that loads with ``torch.load(weights_only=
 ``model``          state dict of the unwrapped model
 ``optimizer``      AdamW state (moments and step counts)
 ``scaler``         GradScaler state
-``epoch``          0-based index of the epoch just finished
+``epoch``          0-based index of the last epoch finished (-1 within the first epoch)
+``next_epoch``     the epoch a resumed run continues in
+``next_step``      the iteration of ``next_epoch`` it continues at (0: the start of the epoch)
+``totals``         within an epoch: loss sum, top-1 and top-5 hits, clips and skipped videos of
+                   its first ``next_step`` iterations over all processes (float64 tensor)
 ``best_top1``      best validation top-1 so far (%), -1.0 before the first validation
 ``best_epoch``     epoch of ``best_top1`` (-1 before)
+``history``        the finished epochs' records (what ``metrics.jsonl`` holds) as a JSON string
 ``rng``            torch CPU (and CUDA) generator states and Python ``random`` state
 ``config``         the run's :class:`~uniformerv2.train.config.TrainConfig` as a JSON string
 =================  ============================================================================

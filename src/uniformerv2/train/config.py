@@ -204,6 +204,8 @@ class TrainConfig:
     output_dir: str = "runs/uniformerv2"  # last.pt, best.pt, metrics.jsonl, curves.png, best_model/
     seed: int = 6666  # seeds model init, shuffling and every augmentation draw (official RNG_SEED)
     resume: str = "auto"  # "auto": continue from output_dir/last.pt if present; "": start fresh; or a checkpoint path
+    checkpoint_every_minutes: float = 15.0  # also save last.pt within an epoch after this much training (0 = off)
+    checkpoint_every_steps: int = 0  # save last.pt every N optimizer steps instead (0 = use the minutes)
     device: str = "auto"  # "auto" (cuda:LOCAL_RANK when available, else cpu), "cpu" or "cuda"
     progress: bool = True  # tqdm bar on rank 0
 
@@ -284,6 +286,8 @@ def _revalidate(cfg: TrainConfig) -> TrainConfig:
     """Run every section's ``__post_init__`` checks again after edits."""
     for section in (cfg.model, cfg.data, cfg.aug, cfg.optim, cfg.eval):
         section.__post_init__()
+    if cfg.checkpoint_every_minutes < 0 or cfg.checkpoint_every_steps < 0:
+        raise ValueError("checkpoint_every_minutes and checkpoint_every_steps must be >= 0 (0 = off)")
     return cfg
 
 

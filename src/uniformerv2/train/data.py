@@ -18,6 +18,7 @@ so a run is reproducible whatever the number of workers, and a resumed run sees 
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import os
 import random
@@ -51,6 +52,7 @@ __all__ = [
     "Batch",
     "collate_views",
     "ShardSampler",
+    "ResumableSampler",
     "build_loader",
 ]
 
@@ -286,10 +288,29 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` (seeded shuffle, same order for the same (seed, epoch)) that can
+    start an epoch after its first ``skip`` indices, so a run resumed mid-epoch sees exactly the
+    batches the interrupted run had not reached yet. ``skip`` applies to the current epoch only:
+    :meth:`set_epoch` resets it."""
+
+    skip: int = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        super().set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(0, super().__len__() - self.skip)
+
+
 def build_loader(
     dataset: VideoListDataset, batch_size: int, ctx: DistContext, *, num_workers: int, seed: int = 0
 ) -> DataLoader:
-    """Loader for a dataset: training shuffles with a ``DistributedSampler`` (seeded, epoch set
+    """Loader for a dataset: training shuffles with a :class:`ResumableSampler` (seeded, epoch set
     by the caller) and drops the last partial batch (official); val/test shard in order.
 
     Workers are not persistent, so :meth:`VideoListDataset.set_epoch` reaches them each epoch.
@@ -297,7 +318,7 @@ def build_loader(
     train = dataset.mode == "train"
     sampler: Sampler[int]
     if train:
-        sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed)
+        sampler = ResumableSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed)
     else:
         sampler = ShardSampler(len(dataset), ctx.rank, ctx.world_size)
     return DataLoader(

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ from uniformerv2.train.config import OptimConfig
 from uniformerv2.train.distributed import DistContext, all_reduce_sum, unwrap
 from uniformerv2.train.optim import lr_at, set_lr
 
-__all__ = ["resolve_amp", "make_scaler", "train_one_epoch", "evaluate", "test_multiview"]
+__all__ = ["resolve_amp", "make_scaler", "step_seed", "train_one_epoch", "evaluate", "test_multiview"]
 
 _logger = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ def _summary(totals: torch.Tensor) -> dict[str, float]:
     return {"loss": loss_sum / n, "top1": 100.0 * hit1 / n, "top5": 100.0 * hit5 / n, "count": int(count)}
 
 
-def _bar(loader: DataLoader, ctx: DistContext, progress: bool, desc: str) -> Iterator[Any]:
-    return tqdm(loader, desc=desc, disable=not (progress and ctx.is_primary), leave=False, dynamic_ncols=True)
+def _bar(loader: DataLoader, ctx: DistContext, progress: bool, desc: str, **kwargs: Any) -> tqdm:
+    return tqdm(loader, desc=desc, disable=not (progress and ctx.is_primary), leave=False, dynamic_ncols=True, **kwargs)
 
 
 def _optimizer_step(
@@ -76,6 +77,17 @@ def _optimizer_step(
     optimizer.zero_grad(set_to_none=True)
 
 
+def step_seed(seed: int, rank: int, epoch: int, iteration: int) -> int:
+    """Seed of the dropout and drop-path draws of one optimizer step of one process.
+
+    The draws of a step depend only on (seed, rank, epoch, iteration), never on what ran before,
+    so a run resumed at any step draws what the uninterrupted run drew, and every DDP rank draws
+    its own masks (the data augmentation is seeded per (seed, epoch, video) instead, see
+    :class:`uniformerv2.train.data.VideoListDataset`).
+    """
+    return random.Random(f"{seed}:{rank}:{epoch}:{iteration}").getrandbits(63)
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -87,8 +99,12 @@ def train_one_epoch(
     *,
     amp: str = "none",
     progress: bool = True,
+    seed: int | None = None,
+    start: int = 0,
+    carry: torch.Tensor | None = None,
+    after_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> dict[str, float]:
-    """Train one epoch (official ``train_epoch``).
+    """Train one epoch (official ``train_epoch``), or its rest from iteration ``start``.
 
     Per iteration: lr = :func:`lr_at` (epoch + i / iterations) written to every group at the
     start of each accumulation window; forward under autocast; cross-entropy (no smoothing);
@@ -97,14 +113,21 @@ def train_one_epoch(
 
     Args:
         model: the (possibly DDP-wrapped) model; inputs (B, 3, T, S, S) -> logits (B, C).
-        loader: yields :class:`uniformerv2.train.data.Batch`.
+        loader: yields :class:`uniformerv2.train.data.Batch`, from iteration ``start`` on.
         optimizer: from :func:`uniformerv2.train.optim.build_optimizer`.
         scaler: from :func:`make_scaler`.
         optim: schedule, clipping and accumulation settings.
         epoch: 0-based epoch index.
         ctx: distributed context (device, rank).
         amp: "fp16", "bf16" or "none" (see :func:`resolve_amp`).
-        progress: tqdm bar on rank 0.
+        progress: tqdm bar on rank 0, showing the running loss and the lr.
+        seed: when given, the global torch generator is re-seeded with :func:`step_seed` at the
+            start of every accumulation window.
+        start: iterations of this epoch already done (the loader skips them).
+        carry: this process's totals (loss_sum, top1_hits, top5_hits, clips, skipped) of the
+            iterations before ``start``.
+        after_step: called as ``after_step(next_iteration, totals)`` after every optimizer step
+            but the epoch's last, with this process's totals so far (e.g. to save a checkpoint).
 
     Returns:
         ``loss``, ``top1``, ``top5`` (over all ranks and clips), ``count`` clips, ``skipped``
@@ -114,15 +137,18 @@ def train_one_epoch(
         FloatingPointError: the loss is NaN or infinite (official ``check_nan_losses``).
     """
     model.train()
-    start = time.perf_counter()
-    iters = len(loader)
-    totals = torch.zeros(5, dtype=torch.float64)  # loss_sum, hit1, hit5, count, skipped
-    lr = lr_at(float(epoch), optim)
+    began = time.perf_counter()
+    iters = start + len(loader)
+    totals = torch.zeros(5, dtype=torch.float64) if carry is None else carry.clone()  # see ``carry``
+    lr = lr_at(epoch + start / iters, optim)
     optimizer.zero_grad(set_to_none=True)
-    for i, batch in enumerate(_bar(loader, ctx, progress, f"epoch {epoch + 1}")):
+    bar = _bar(loader, ctx, progress, f"epoch {epoch + 1}", total=iters, initial=start)
+    for i, batch in enumerate(bar, start=start):
         if i % optim.accum_steps == 0:
             lr = lr_at(epoch + i / iters, optim)
             set_lr(optimizer, lr)
+            if seed is not None:
+                torch.manual_seed(step_seed(seed, ctx.rank, epoch, i))
         last = (i + 1) % optim.accum_steps == 0 or i + 1 == iters
         totals[4] += batch.skipped
         if batch.inputs.shape[0] == 0:
@@ -133,11 +159,15 @@ def train_one_epoch(
             _logger.warning("epoch %d iteration %d: every video of the batch failed to decode; batch skipped", epoch, i)
         else:
             totals[:4] += _train_step(model, batch, scaler, optim.accum_steps, last, ctx.device, amp, (epoch, i))
+        bar.set_postfix(loss=f"{totals[0] / max(float(totals[3]), 1.0):.4f}", lr=f"{lr:.3g}", refresh=False)
         if last:
             _optimizer_step(model, optimizer, scaler, optim.clip_grad)
+            if after_step is not None and i + 1 < iters:
+                after_step(i + 1, totals)
+    bar.close()
     totals = all_reduce_sum(totals, ctx)
     stats = _summary(totals)
-    stats.update(skipped=int(totals[4]), lr=lr, seconds=time.perf_counter() - start)
+    stats.update(skipped=int(totals[4]), lr=lr, seconds=time.perf_counter() - began)
     return stats
 
 

@@ -23,6 +23,8 @@ import copy
 import json
 import logging
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ from uniformerv2.train.curves import (
 from uniformerv2.train.data import VideoListDataset, build_loader, read_annotations
 from uniformerv2.train.distributed import (
     DistContext,
+    all_reduce_sum,
     barrier,
     cleanup,
     init_distributed,
@@ -60,7 +63,7 @@ from uniformerv2.train.engine import (
 from uniformerv2.train.optim import build_optimizer
 from uniformerv2.weights.hub import save_pretrained
 
-__all__ = ["FitResult", "fit", "CONFIG_FILE", "BEST_MODEL_DIR", "TEST_METRICS"]
+__all__ = ["CheckpointSchedule", "FitResult", "fit", "CONFIG_FILE", "BEST_MODEL_DIR", "TEST_METRICS"]
 
 _logger = logging.getLogger(__name__)
 
@@ -118,10 +121,59 @@ def _datasets(config: TrainConfig) -> tuple[VideoListDataset, VideoListDataset |
     return train, val
 
 
+class CheckpointSchedule:
+    """When to save ``last.pt`` within an epoch (the end of an epoch always saves it).
+
+    Every ``every_steps`` optimizer steps of an epoch when that is > 0, otherwise after
+    ``every_minutes`` of training since the last save (0 turns mid-epoch saves off).
+    """
+
+    def __init__(self, every_steps: int, every_minutes: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_steps = every_steps
+        self.seconds = 60.0 * every_minutes
+        self.clock = clock
+        self.last = clock()
+
+    @property
+    def timed(self) -> bool:
+        return self.every_steps <= 0 and self.seconds > 0
+
+    def due(self, step: int) -> bool:
+        """Whether to save after optimizer step ``step`` (1-based within the epoch)."""
+        if self.every_steps > 0:
+            return step % self.every_steps == 0
+        if self.seconds <= 0 or self.clock() - self.last < self.seconds:
+            return False
+        self.saved()
+        return True
+
+    def saved(self) -> None:
+        """Restart the clock (a checkpoint was just written)."""
+        self.last = self.clock()
+
+
+@dataclass
+class _Position:
+    """Where a run stands: the next (epoch, iteration) to train, the best val top-1 and its epoch,
+    the epoch records, and the totals of the current epoch's first iterations (mid-epoch resume)."""
+
+    epoch: int = 0
+    iteration: int = 0
+    best: tuple[float, int] = (-1.0, -1)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    carry: torch.Tensor | None = None
+
+
 def _resume(
-    path: Path, model: UniFormerV2, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, config: TrainConfig
-) -> dict[str, Any]:
-    """Restore a training state into the model, optimizer, scaler and generators; returns the state."""
+    path: Path,
+    model: UniFormerV2,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    config: TrainConfig,
+    ctx: DistContext,
+) -> _Position:
+    """Restore a training state into the model, optimizer, scaler and generators; repair the
+    files derived from it (rank 0); returns where to continue."""
     state = ckpt.load_state(path)
     if json.loads(state["config"]) != config.to_dict():
         _logger.warning("%s was written with a different config; continuing with the current one", path)
@@ -129,30 +181,40 @@ def _resume(
     optimizer.load_state_dict(state["optimizer"])
     scaler.load_state_dict(state["scaler"])
     ckpt.set_rng_state(state["rng"])
-    _logger.info("resumed from %s after epoch %d", path, state["epoch"] + 1)
-    return state
+    epoch, iteration = state.get("next_epoch", state["epoch"] + 1), state.get("next_step", 0)
+    history = _stored_history(state, path.parent, epoch)
+    carry = state.get("totals") if ctx.is_primary else None  # summed over ranks when saved
+    if ctx.is_primary:
+        _repair_outputs(path.parent, state, history)
+    where = f"epoch {epoch + 1} step {iteration}" if iteration else f"the start of epoch {epoch + 1}"
+    _logger.info("resumed from %s at %s", path, where)
+    return _Position(epoch, iteration, (float(state["best_top1"]), int(state["best_epoch"])), history, carry)
 
 
 def _state(
     model: UniFormerV2,
     optimizer: Any,
     scaler: Any,
-    epoch: int,
-    best: tuple[float, int],
     config: TrainConfig,
-    history: list[dict[str, Any]],
+    pos: _Position,
 ) -> dict[str, Any]:
-    return {
+    """The training state that resumes at ``pos`` (see :mod:`uniformerv2.train.checkpoint`)."""
+    state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
-        "epoch": epoch,
-        "best_top1": best[0],
-        "best_epoch": best[1],
+        "epoch": pos.epoch - 1,
+        "next_epoch": pos.epoch,
+        "next_step": pos.iteration,
+        "best_top1": pos.best[0],
+        "best_epoch": pos.best[1],
         "rng": ckpt.rng_state(),
         "config": config.to_json(),
-        "history": json.dumps(history),
+        "history": json.dumps(pos.history),
     }
+    if pos.carry is not None:
+        state["totals"] = pos.carry
+    return state
 
 
 def _log_epoch(record: dict[str, Any], epochs: int) -> None:
@@ -183,15 +245,10 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
     model = build_model(config).to(ctx.device)
     optimizer = build_optimizer(model, config.optim)
     scaler = make_scaler(amp, ctx.device)
-    start, best, history = 0, (-1.0, -1), []
+    pos = _Position()
     resume_path = ckpt.find_resume(config.resume, out)
     if resume_path is not None:
-        state = _resume(resume_path, model, optimizer, scaler, config)
-        start, best = state["epoch"] + 1, (float(state["best_top1"]), int(state["best_epoch"]))
-        history = _stored_history(state, out, start)
-        if ctx.is_primary:
-            _repair_outputs(out, state, history)
-        del state
+        pos = _resume(resume_path, model, optimizer, scaler, config, ctx)
     net = wrap_model(model, ctx)
     batch = per_process_batch(config.optim, ctx.world_size)
     workers = config.data.num_workers
@@ -201,11 +258,39 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
     val_loader = None
     if val_set is not None:
         val_loader = build_loader(val_set, config.eval.batch_size or batch, ctx, num_workers=workers)
-    for epoch in range(start, config.optim.epochs):
+    schedule = CheckpointSchedule(config.checkpoint_every_steps, config.checkpoint_every_minutes)
+
+    def checkpoint_within_epoch(iteration: int, totals: torch.Tensor) -> None:
+        due = schedule.due(iteration // config.optim.accum_steps) if ctx.is_primary or not schedule.timed else False
+        if schedule.timed and ctx.distributed:  # rank 0's clock decides for every rank
+            due = bool(all_reduce_sum(torch.tensor([float(due)], dtype=torch.float64), ctx)[0] > 0)
+        if not due:
+            return
+        summed = all_reduce_sum(totals.clone(), ctx)
+        if ctx.is_primary:
+            mid = _Position(pos.epoch, iteration, pos.best, pos.history, summed)
+            ckpt.save_state(out / ckpt.LAST, _state(model, optimizer, scaler, config, mid))
+            _logger.info("saved %s at epoch %d step %d", out / ckpt.LAST, pos.epoch + 1, iteration)
+        schedule.saved()
+
+    while pos.epoch < config.optim.epochs:
+        epoch = pos.epoch
         train_set.set_epoch(epoch)
-        train_loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        train_loader.sampler.set_epoch(epoch, skip=pos.iteration * batch)  # type: ignore[attr-defined]
         stats = train_one_epoch(
-            net, train_loader, optimizer, scaler, config.optim, epoch, ctx, amp=amp, progress=config.progress
+            net,
+            train_loader,
+            optimizer,
+            scaler,
+            config.optim,
+            epoch,
+            ctx,
+            amp=amp,
+            progress=config.progress,
+            seed=config.seed,
+            start=pos.iteration,
+            carry=pos.carry,
+            after_step=checkpoint_within_epoch,
         )
         record: dict[str, Any] = {"epoch": epoch, "lr": stats["lr"], "seconds": stats["seconds"]}
         record.update({f"train_{k}": stats[k] for k in ("loss", "top1", "top5", "skipped")}, train_clips=stats["count"])
@@ -214,13 +299,14 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
         if val_loader is not None and due:
             val = evaluate(net, val_loader, ctx, progress=config.progress)
             record.update({f"val_{k}": val[k] for k in ("loss", "top1", "top5")})
-            improved = val["top1"] > best[0]
+            improved = val["top1"] > pos.best[0]
             if improved:
-                best = (val["top1"], epoch)
-        history.append(record)
+                pos.best = (val["top1"], epoch)
+        pos = _Position(epoch + 1, 0, pos.best, [*pos.history, record])
         if ctx.is_primary:
-            _save_epoch(out, model, optimizer, scaler, epoch, best, config, improved, history)
+            _save_epoch(out, model, optimizer, scaler, config, pos, improved)
             _log_epoch(record, config.optim.epochs)
+        schedule.saved()
     barrier(ctx)
     best_model = _best_model(model, out, ctx)
     if ctx.is_primary:
@@ -236,7 +322,7 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
             test["top5"],
             test["count"],
         )
-    return FitResult(model, history, best[0], best[1], test, out)
+    return FitResult(model, pos.history, pos.best[0], pos.best[1], test, out)
 
 
 def _save_epoch(
@@ -244,18 +330,16 @@ def _save_epoch(
     model: UniFormerV2,
     optimizer: Any,
     scaler: Any,
-    epoch: int,
-    best: tuple[float, int],
     config: TrainConfig,
+    pos: _Position,
     improved: bool,
-    history: list[dict[str, Any]],
 ) -> None:
-    """Commit ``epoch``: ``last.pt`` first (the commit), then what derives from it."""
-    state = _state(model, optimizer, scaler, epoch, best, config, history)
+    """Commit the epoch before ``pos``: ``last.pt`` first (the commit), then what derives from it."""
+    state = _state(model, optimizer, scaler, config, pos)
     ckpt.save_state(out / ckpt.LAST, state)
     if improved:
         ckpt.save_state(out / ckpt.BEST, state)
-    _write_history(out, history)
+    _write_history(out, pos.history)
 
 
 def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
@@ -281,7 +365,12 @@ def _repair_outputs(out: Path, state: dict[str, Any], history: list[dict[str, An
     """
     best_epoch = int(state["best_epoch"])
     best_path = out / ckpt.BEST
-    if best_epoch == state["epoch"] and (not best_path.is_file() or ckpt.load_state(best_path)["epoch"] != best_epoch):
+    at_epoch_end = not state.get("next_step", 0)
+    if (
+        at_epoch_end
+        and best_epoch == state["epoch"]
+        and (not best_path.is_file() or ckpt.load_state(best_path)["epoch"] != best_epoch)
+    ):
         _logger.warning(
             "%s was not written for epoch %d before the run stopped; writing it now", best_path, best_epoch + 1
         )
