@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 LocalMHRA = Literal["none", "single", "double"]
 Fusion = Literal["sequential", "parallel", "hierarchical_kv", "hierarchical_q"]
@@ -113,9 +116,12 @@ class UniFormerV2Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UniFormerV2Config:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown UniFormerV2Config fields: {sorted(unknown)}")
+        """Build from :meth:`to_dict` output (e.g. ``config.json``), checking every field's type.
+
+        Raises:
+            ValueError: an unknown field or a value of the wrong type (the message names the field).
+        """
+        check_field_types(cls, data)
         return cls(**data)
 
     @classmethod
@@ -143,3 +149,58 @@ class UniFormerV2Config:
                 out[key] = value
         out.setdefault("temporal_downsample", True)  # official default
         return cls(**out)
+
+
+def check_field_types(cls: type, data: Mapping[str, Any], section: str = "") -> None:
+    """Check JSON-like ``data`` against the type hints of the dataclass ``cls``.
+
+    Args:
+        cls: a dataclass (``UniFormerV2Config``, ``PreprocessConfig``).
+        data: field values as read from JSON.
+        section: prefix for field names in messages (``"architecture"`` gives ``architecture.width``).
+
+    Raises:
+        ValueError: ``field 'section.name': ...`` for the first unknown field or wrongly typed value.
+    """
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        where = f"{section}.{key}" if section else str(key)
+        if key not in names:
+            raise ValueError(f"field {where!r}: unknown (known: {', '.join(sorted(names))})")
+        if not _matches(value, hints[key]):
+            raise ValueError(f"field {where!r}: expected {_describe(hints[key])}, got {json.dumps(value)}")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Literal:
+        return value in args
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(json.dumps(a) for a in args)
+    if origin is tuple:
+        plural = {int: "integers", float: "numbers", bool: "true/false values", str: "strings"}.get(args[0], "values")
+        return f"a list of {plural}" if len(args) == 2 and args[1] is Ellipsis else f"a list of {len(args)} {plural}"
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", dict: "an object"}
+    return names.get(origin or hint, str(hint))

@@ -12,6 +12,7 @@ import os
 import re
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 #: Label-set name -> (file in ``zoo/labels``, number of rows taken from its top).
 _LABEL_SETS: dict[str, tuple[str, int]] = {
@@ -117,10 +118,20 @@ def read_label_file(path: str | os.PathLike[str], expected: int | None = None) -
         Class names in index order.
 
     Raises:
-        ValueError: the indices are not contiguous, or the count differs from ``expected``.
+        ValueError: a binary or non-UTF-8 file, indices that are not contiguous, or a count that
+            differs from ``expected`` (the message names the file).
     """
-    with open(path, encoding="utf-8") as handle:
-        lines = [line.rstrip("\r\n") for line in handle if line.strip()]
+    data = Path(path).read_bytes()
+    if b"\x00" in data[:8192]:
+        raise ValueError(f"{os.fspath(path)}: not a text file (binary data); expected one class name per line")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{os.fspath(path)}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the label file as UTF-8"
+        ) from None
+    lines = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
     if lines and all(_INDEXED_LINE.match(line) for line in lines):
         pairs = [(int(m["idx"]), m["name"].strip()) for m in map(_INDEXED_LINE.match, lines)]
         names = _order_by_index(pairs, path)
