@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_LABELS, make_tiny_model, save_mmaction2, save_official, write_video
+from conftest import TINY_LABELS, make_tiny_model, save_mmaction2, save_official, tiny_train_config, write_video
 from videogen import write_frame_folder
 
 import uniformerv2
@@ -348,3 +348,19 @@ def test_official_and_mmaction2_files_score_like_the_model_they_hold(tmp_path) -
         loaded = evaluate(tmp_path / "l.csv", str(path), views="1x1")
         assert [p["top"] for p in loaded.predictions] == [p["top"] for p in reference.predictions]
         assert loaded.top1 == reference.top1 and loaded.protocol["model"] == str(path)
+
+
+@pytest.mark.slow  # a one-epoch training run
+def test_training_checkpoint_scores_like_the_final_test_of_its_run(bright_dark_small, tmp_path, capsys) -> None:
+    from uniformerv2.train import fit
+
+    fit(tiny_train_config(bright_dark_small, tmp_path / "run", "optim.epochs=1"))
+    run = tmp_path / "run"
+    final = json.loads((run / "test_metrics.json").read_text())  # the run's own multi-view test of best.pt
+    args = ["--root", bright_dark_small, "--workers", "0", "--json", tmp_path / "eval.json"]
+    code, out, err = _run(capsys, "eval", bright_dark_small / "val.csv", "--checkpoint", run / "best.pt", *args)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "eval.json").read_text())["metrics"]
+    assert metrics["count"] == final["count"] and metrics["top1"] == pytest.approx(final["top1"])
+    assert metrics["top5"] is None  # two classes: the run's own test reports 100
+    assert "4 frames per clip" in err and "2 clips x 1 crops" in err
