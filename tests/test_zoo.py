@@ -170,7 +170,8 @@ def test_default_model_prefers_the_authors_hub_file() -> None:
 def test_clip_encoders(name: str, arch: str, res: int) -> None:
     cfg = get_pretrained_cfg(name)
     assert (cfg.arch, cfg.preprocess.crop_size, cfg.num_classes, cfg.labels) == (arch, res, 0, None)
-    openai, mmaction2 = cfg.sources
+    hub, openai, mmaction2 = cfg.sources
+    assert hub.kind == "hf" and hub.repo_id.startswith("openai/clip-vit-")
     assert openai.url.startswith("https://openaipublic.azureedge.net/clip/models/")
     assert len(openai.sha256) == 64 and openai.sha256 in openai.url
     assert "clipVisualEncoder" in mmaction2.url

@@ -14,9 +14,13 @@ import torch
 from uniformerv2.config import UniFormerV2Config
 from uniformerv2.errors import CheckpointError
 from uniformerv2.weights.keymap import (
+    HF_CLIP_IGNORE,
+    HF_CLIP_QKV,
+    HF_CLIP_RULES,
     MMACTION2_IGNORE,
     MMACTION2_RULES,
     OFFICIAL_RULES,
+    fuse,
     remap,
 )
 
@@ -52,6 +56,8 @@ def detect_format(sd: Mapping[str, torch.Tensor], source: str = "") -> Format:
         return "official"
     if "visual.class_embedding" in keys or "visual.conv1.weight" in keys:
         return "clip"
+    if "vision_model.embeddings.class_embedding" in keys:
+        return "clip"  # Hugging Face transformers layout
     if "fusion.query" in keys or any(k.startswith("blocks.") for k in keys):
         return "ours"
     if "class_embedding" in keys and any(k.startswith("transformer.resblocks.") for k in keys):
@@ -82,7 +88,7 @@ def to_ours(sd: Mapping[str, torch.Tensor], fmt: Format | None = None, source: s
 def convert_to_ours(sd: Mapping[str, torch.Tensor], fmt: Format, source: str = "checkpoint") -> StateDict:
     """Any supported layout in ours; a CLIP encoder gives our backbone keys with a one-frame stem
     (:func:`load_weights` inflates it to the model's)."""
-    return clip_to_ours(sd, stem_kernel_t=1) if fmt == "clip" else to_ours(sd, fmt, source=source)
+    return clip_to_ours(sd, stem_kernel_t=1, source=source) if fmt == "clip" else to_ours(sd, fmt, source=source)
 
 
 def from_ours(sd: Mapping[str, torch.Tensor], fmt: Literal["official", "mmaction2"]) -> StateDict:
@@ -107,24 +113,39 @@ def inflate_conv(weight_2d: torch.Tensor, time_dim: int) -> torch.Tensor:
 _CLIP_DROP = re.compile(r"^(proj|ln_post\.(weight|bias))$")
 
 
-def clip_to_ours(sd: Mapping[str, torch.Tensor], stem_kernel_t: int = 1) -> StateDict:
-    """CLIP visual weights -> our backbone keys (OpenAI ``visual.*``, extracted ``vit_b16.pth`` or MMAction2 files).
+def hf_clip_to_openai(sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> StateDict:
+    """Hugging Face ``transformers`` CLIP keys -> OpenAI CLIP visual keys (``visual.`` stripped).
 
-    Drops ``proj`` and ``ln_post`` as the official extraction does and inflates ``conv1`` into
-    the centre of a ``stem_kernel_t``-frame stem.
+    Declarative (:data:`~uniformerv2.weights.keymap.HF_CLIP_RULES`): q/k/v projections are
+    concatenated into ``in_proj``, the text tower and joint-space projections are ignored, and any
+    other key raises.
     """
+    fused, rest = fuse(sd, HF_CLIP_QKV, source=source)
+    return {**remap(rest, HF_CLIP_RULES, reverse=True, ignore=HF_CLIP_IGNORE, source=source), **fused}
+
+
+def clip_to_ours(sd: Mapping[str, torch.Tensor], stem_kernel_t: int = 1, source: str = "checkpoint") -> StateDict:
+    """CLIP visual weights -> our backbone keys.
+
+    Accepts OpenAI's layout (``visual.*``), extracted encoders (the official ``vit_b16.pth``,
+    MMAction2's ``clipVisualEncoder`` files) and the Hugging Face ``transformers`` layout
+    (``vision_model.*``, :func:`hf_clip_to_openai`). Drops ``proj`` and ``ln_post`` as the official
+    extraction does and inflates ``conv1`` into the centre of a ``stem_kernel_t``-frame stem.
+    """
+    if any(k.startswith("vision_model.") for k in sd):
+        sd = hf_clip_to_openai(sd, source=source)
     if any(k.startswith("visual.") for k in sd):
         sd = {k[len("visual.") :]: v for k, v in sd.items() if k.startswith("visual.")}
     sd = {k: v for k, v in sd.items() if not _CLIP_DROP.match(k)}
     if "conv1.weight" not in sd or "class_embedding" not in sd:
-        raise CheckpointError("not a CLIP visual state dict: conv1.weight / class_embedding missing")
+        raise CheckpointError(f"{source}: not a CLIP visual state dict: conv1.weight / class_embedding missing")
     sd["conv1.weight"] = inflate_conv(sd["conv1.weight"], stem_kernel_t)
     out: StateDict = {}
     for key, value in sd.items():
         out[re.sub(r"^transformer\.resblocks\.", "blocks.", key)] = value
     unknown = [k for k in out if not re.match(r"^(conv1|class_embedding|positional_embedding|ln_pre|blocks)\b", k)]
     if unknown:
-        raise CheckpointError(f"CLIP state dict has keys of unknown layout: {', '.join(unknown[:10])}")
+        raise CheckpointError(f"{source}: CLIP state dict has keys of unknown layout: {', '.join(unknown[:10])}")
     return out
 
 

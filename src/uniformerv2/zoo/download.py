@@ -98,7 +98,7 @@ def fetch_weights(
 
 def _find_cached(cfg: PretrainedCfg, root: Path) -> Path | None:
     for source in cfg.sources:
-        path = root / str(source.filename)
+        path = root / source.cache_name
         if path.is_file():
             logger.debug("using cached %s", path)
             return path
@@ -110,7 +110,7 @@ def _fetch_source(source: WeightSource, root: Path, *, offline: bool, progress: 
         return _fetch_hf(source, offline=offline)
     if offline:
         raise DownloadError(f"{source.location}: skipped (offline)")
-    return download_url(str(source.url), root / str(source.filename), source.sha256, progress=progress)
+    return download_url(str(source.url), root / source.cache_name, source.sha256, progress=progress)
 
 
 def _hub_unreachable(timeout: float = 5.0) -> str | None:
@@ -154,7 +154,7 @@ def _fetch_hf(source: WeightSource, *, offline: bool) -> Path:
 
 def _failure_message(cfg: PretrainedCfg, root: Path, failures: list[str], offline: bool) -> str:
     first = cfg.sources[0]
-    target = root / str(first.filename)
+    target = root / first.cache_name
     where = " or ".join(s.location + (f" [{s.status}]" if s.status else "") for s in cfg.sources)
     state = "offline and not cached" if offline else "could not be downloaded"
     tried = "; ".join(failures)

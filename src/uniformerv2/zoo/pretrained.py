@@ -66,6 +66,9 @@ class WeightSource:
         revision: Hub revision (branch, tag or commit); ``None`` is the default branch.
         sha256: full SHA-256 hex digest or a prefix of it (at least 8 hex digits), if known.
         status: known availability, e.g. ``"reported dead (404 since 2026-08)"``; empty if none.
+        local_name: name of the file in the weight cache (where it is looked for and where a person
+            places it by hand); defaults to ``filename``. Needed when the file name is generic
+            (``model.safetensors``).
     """
 
     kind: Literal["hf", "url"]
@@ -75,6 +78,7 @@ class WeightSource:
     revision: str | None = None
     sha256: str | None = None
     status: str = ""
+    local_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind == "url":
@@ -89,6 +93,11 @@ class WeightSource:
             raise ValueError(f"WeightSource kind must be 'hf' or 'url', got {self.kind!r}")
         if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{8,64}", self.sha256):
             raise ValueError(f"sha256 must be 8 to 64 lower-case hex digits, got {self.sha256!r}")
+
+    @property
+    def cache_name(self) -> str:
+        """The file's name in the weight cache directory."""
+        return self.local_name or str(self.filename)
 
     @property
     def location(self) -> str:
@@ -533,13 +542,15 @@ _MMACTION2_ZOO: list[tuple] = [
 ]
 
 # --------------------------------------------------------------------------------------------------
-# CLIP image encoders (training from CLIP): OpenAI's archives first, MMAction2's extracted copies second.
+# CLIP image encoders (training from CLIP): the Hugging Face transformers files (safetensors) first,
+# OpenAI's TorchScript archives second, MMAction2's extracted copies third.
 
 _CLIP_ENCODERS = [
     (
         "clip-vit-b16",
         "uniformerv2_b16",
         224,
+        "openai/clip-vit-base-patch16",
         "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt",
         "clipVisualEncoder/vit-base-p16-res224_clip-rgb_20221219-b8a5da86.pth",
     ),
@@ -547,6 +558,7 @@ _CLIP_ENCODERS = [
         "clip-vit-l14",
         "uniformerv2_l14",
         224,
+        "openai/clip-vit-large-patch14",
         "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
         "clipVisualEncoder/vit-large-p14-res224_clip-rgb_20221219-9de7543e.pth",
     ),
@@ -554,18 +566,21 @@ _CLIP_ENCODERS = [
         "clip-vit-l14-336",
         "uniformerv2_l14_336",
         336,
+        "openai/clip-vit-large-patch14-336",
         "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02/ViT-L-14-336px.pt",
         "clipVisualEncoder/vit-large-p14-res336_clip-rgb_20221219-d370f9e5.pth",
     ),
 ]
 
 _NOTE_CLIP = (
-    "Image encoder only, no head. First source: OpenAI's TorchScript archive of the whole CLIP model "
-    "(keys visual.*); second: MMAction2's extracted encoder (visual. stripped, proj/ln_post dropped)."
+    "Image encoder only, no head. First source: the Hugging Face transformers CLIP model (safetensors, "
+    "vision_model.* keys, q/k/v fused on load); second: OpenAI's TorchScript archive of the whole CLIP model "
+    "(keys visual.*, read without running it); third: MMAction2's extracted encoder (visual. stripped, "
+    "proj/ln_post dropped)."
 )
 
 
-def _clip(name: str, arch: str, res: int, openai_path: str, mm_path: str) -> PretrainedCfg:
+def _clip(name: str, arch: str, res: int, hf_repo: str, openai_path: str, mm_path: str) -> PretrainedCfg:
     return PretrainedCfg(
         name=name,
         arch=arch,
@@ -577,6 +592,9 @@ def _clip(name: str, arch: str, res: int, openai_path: str, mm_path: str) -> Pre
         license="MIT",
         checkpoint_format="clip",
         sources=(
+            WeightSource(
+                "hf", repo_id=hf_repo, filename="model.safetensors", local_name=hf_repo.split("/")[1] + ".safetensors"
+            ),
             WeightSource("url", url=_OPENAI_CLIP + openai_path, sha256=openai_path.split("/")[0]),
             WeightSource("url", url=_MMACTION2 + mm_path, sha256=_mm_hash(mm_path)),
         ),
