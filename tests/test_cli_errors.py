@@ -99,7 +99,8 @@ def test_plot_without_matplotlib_is_refused_before_the_work(
     capsys, monkeypatch, tmp_path, tiny_model_dir, make_test_video
 ):
     video = make_test_video(num_frames=12)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)  # importing matplotlib now raises ImportError
     code, out, err = _run(capsys, "timeline", video, "--model", tiny_model_dir, "--plot", tmp_path / "t.png")
     assert code == 2 and out == "" and "needs matplotlib: pip install" in _error_line(err)
 
