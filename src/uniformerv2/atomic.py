@@ -91,7 +91,7 @@ def _fsync_file(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
     """Call ``write(tmp_path)`` and rename the result over ``path``; returns ``path``.
 
     The temporary name keeps ``path``'s suffix, so writers that pick a format from it
