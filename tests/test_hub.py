@@ -87,3 +87,56 @@ def test_push_to_hub_uploads_our_layout(monkeypatch) -> None:
     assert seen["repo"] == ("someone/tiny", True, True) and seen["token"] == "t"
     assert seen["files"] == ["README.md", "config.json", "model.safetensors"]
     assert '"id2label"' in seen["config"]
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every attempt to open a connection or resolve a name is recorded and fails."""
+    import socket
+
+    attempts: list[str] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(repr(args[:2]))
+        raise OSError("network use in a test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return attempts
+
+
+@pytest.fixture
+def hub_cache_online_mode(tmp_path, monkeypatch):
+    """A Hub cache with the library's own offline switches off (only UNIFORMERV2_OFFLINE decides)."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("UNIFORMERV2_OFFLINE", "1")
+    return cache
+
+
+def test_uniformerv2_offline_never_opens_a_connection(hub_cache_online_mode, no_network) -> None:
+    model = randomise(UniFormerV2(tiny())).eval()
+    model.pretrained_cfg = {"labels": list("vwxyz"), "preprocess": uniformerv2.PreprocessConfig(num_frames=4)}
+    _fill_hub_cache(hub_cache_online_mode, "someone/cached", model)
+    loaded = uniformerv2.load_model("someone/cached")
+    with torch.no_grad():
+        assert torch.equal(loaded(video()), model(video()))
+    with pytest.raises(DownloadError, match="someone/absent: not in the Hugging Face cache"):
+        uniformerv2.load_model("someone/absent")
+    assert no_network == []
+
+
+def test_from_pretrained_is_load_model_for_hub_names(offline_hub) -> None:
+    model = randomise(UniFormerV2(tiny())).eval()
+    model.pretrained_cfg = {"labels": list("vwxyz"), "preprocess": uniformerv2.PreprocessConfig(num_frames=4)}
+    _fill_hub_cache(offline_hub, "someone/uniformerv2-tiny", model)
+    loaded = uniformerv2.from_pretrained("someone/uniformerv2-tiny", labels=list("abcde"))
+    assert loaded.pretrained_cfg["labels"] == list("abcde") and not loaded.training
+    with torch.no_grad():
+        assert torch.equal(loaded(video()), model(video()))

@@ -12,7 +12,7 @@ import torch
 from uniformerv2.errors import CheckpointError
 from uniformerv2.model.uniformerv2 import UniFormerV2
 from uniformerv2.model.variants import list_variants, variant_config
-from uniformerv2.weights.hub import WEIGHTS_NAME, download_from_hub, from_pretrained
+from uniformerv2.weights.hub import from_pretrained as from_pretrained_dir
 from uniformerv2.weights.io import load_checkpoint, load_weights
 from uniformerv2.weights.stored import describe_checkpoint
 from uniformerv2.zoo import fetch_weights, get_pretrained_cfg, list_pretrained
@@ -65,15 +65,20 @@ def _zoo_meta(name: str, num_classes: int) -> dict[str, Any]:
     return {"labels": labels, "preprocess": cfg.preprocess, "source": name}
 
 
+def _from_directory(source: str | Path, num_classes: int | None) -> UniFormerV2:
+    """A model directory or Hub repo in our layout, its classifier resized if asked."""
+    model = from_pretrained_dir(source)
+    if num_classes is not None and num_classes != model.config.num_classes:
+        model.reset_classifier(num_classes)
+        model.pretrained_cfg["labels"] = None
+    return model
+
+
 def _from_file(path: Path, num_classes: int | None, overrides: dict[str, Any]) -> UniFormerV2:
     """A model from a checkpoint file or model directory, with the architecture, preprocessing and
     labels the file stores (:func:`~uniformerv2.weights.stored.describe_checkpoint`)."""
     if path.is_dir():
-        model = from_pretrained(path)
-        if num_classes is not None and num_classes != model.config.num_classes:
-            model.reset_classifier(num_classes)
-            model.pretrained_cfg["labels"] = None
-        return model
+        return _from_directory(path, num_classes)
     sd, fmt, extras = load_checkpoint(path)
     if fmt == "clip":
         raise CheckpointError(
@@ -136,10 +141,7 @@ def load_model(
     elif re.fullmatch(r"(hf-hub:)?[\w.-]+/[\w.-]+", text) and not text.endswith(
         (".pyth", ".pth", ".pt", ".safetensors")
     ):
-        snapshot = download_from_hub(text.removeprefix("hf-hub:"))
-        if not (snapshot / WEIGHTS_NAME).exists():
-            raise CheckpointError(f"{text}: the Hub repo has no {WEIGHTS_NAME} in the uniformerv2 layout")
-        model = _from_file(snapshot, num_classes, overrides)
+        model = _from_directory(text, num_classes)  # a Hub snapshot (UNIFORMERV2_OFFLINE: cache only)
     else:
         raise KeyError(_unknown_message(text))
     if labels is not None:
@@ -149,3 +151,9 @@ def load_model(
     if not model.pretrained_cfg.get("labels"):
         model.pretrained_cfg["labels"] = [f"LABEL_{i}" for i in range(model.config.num_classes)]
     return model.to(device=device, dtype=dtype).eval()
+
+
+def from_pretrained(source: str | Path, **kwargs: Any) -> UniFormerV2:
+    """:func:`load_model` under the Hugging Face name: a Hub repo id (``org/name``), a model
+    directory, a checkpoint file or a zoo name; same keyword arguments, eval mode."""
+    return load_model(source, **kwargs)

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from uniformerv2.atomic import atomic_write
 from uniformerv2.config import UniFormerV2Config, check_field_types
-from uniformerv2.errors import CheckpointError, DownloadError
+from uniformerv2.errors import CheckpointError
 from uniformerv2.model.uniformerv2 import UniFormerV2
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.weights.io import load_checkpoint, load_weights
@@ -200,19 +200,10 @@ def from_pretrained(directory: str | os.PathLike[str]) -> UniFormerV2:
 
 
 def download_from_hub(repo_id: str, *, revision: str | None = None) -> Path:
-    """Local snapshot of a Hub repository in our layout (``huggingface_hub`` cache and offline rules)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    """Local snapshot of a Hub repository in our layout (:func:`uniformerv2.zoo.download.download_snapshot`)."""
+    from uniformerv2.zoo.download import download_snapshot
 
-    try:
-        path = snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"])
-    except LocalEntryNotFoundError:
-        raise DownloadError(
-            f"{repo_id}: not in the Hugging Face cache and the Hub cannot be reached (offline or no network)"
-        ) from None
-    except HfHubHTTPError as exc:
-        raise DownloadError(f"{repo_id}: {str(exc).splitlines()[0]}") from None
-    return Path(path)
+    return download_snapshot(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"])
 
 
 def push_to_hub(model: UniFormerV2, repo_id: str, *, private: bool = False, token: str | None = None) -> str:

@@ -1,9 +1,11 @@
-"""Fetch checkpoint files into a local cache: Hugging Face Hub or resumable, hash-checked HTTP.
+"""The one download module: zoo files (Hugging Face Hub or resumable, hash-checked HTTP) and Hub
+repository snapshots, into local caches.
 
 Cache directory: ``$UNIFORMERV2_CACHE``, else ``$XDG_CACHE_HOME/uniformerv2``, else
 ``~/.cache/uniformerv2``. Hub files stay in the Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``).
 Offline mode (``UNIFORMERV2_OFFLINE=1``, ``HF_HUB_OFFLINE=1`` or ``offline=True``) never opens a
-connection.
+connection: only cached files are used. Online, the Hub is first probed with one quick TCP connect
+so that a machine without network fails in seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from huggingface_hub import hf_hub_download
+from huggingface_hub import hf_hub_download, snapshot_download
 from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError
 from tqdm.auto import tqdm
 
@@ -34,7 +36,7 @@ MAX_RESUMES = 5
 _CHUNK = 1 << 20
 _TRUE = ("1", "true", "yes", "on")
 #: Failures of one Hub download; the bases add the HTTP client's transport errors (httpx or requests).
-_HUB_ERRORS = (HfHubHTTPError, OSError, ValueError, *HfHubHTTPError.__bases__)
+_HUB_ERRORS: tuple[type[BaseException], ...] = (HfHubHTTPError, OSError, ValueError, *HfHubHTTPError.__bases__)
 
 
 class _Interrupted(Exception):
@@ -149,6 +151,45 @@ def _fetch_hf(source: WeightSource, *, offline: bool) -> Path:
         raise DownloadError(f"{source.location}: {_first_line(exc)}") from exc
     if source.sha256:
         _check_hash(Path(path), source.sha256, source.location, delete=False)
+    return Path(path)
+
+
+def download_snapshot(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    allow_patterns: list[str] | None = None,
+    offline: bool | None = None,
+) -> Path:
+    """Local snapshot of a Hub repository, from the Hugging Face cache or downloaded into it.
+
+    Args:
+        repo_id: ``org/name``.
+        revision: branch, tag or commit; the default branch when None.
+        allow_patterns: file patterns to fetch (all files when None).
+        offline: use the cache only and open no connection; ``None`` reads ``UNIFORMERV2_OFFLINE`` /
+            ``HF_HUB_OFFLINE``.
+
+    Raises:
+        DownloadError: not cached while offline or unreachable, or a Hub error (one line).
+    """
+    offline = is_offline() if offline is None else offline
+    unreachable = None if offline else _hub_unreachable()
+    try:
+        path = snapshot_download(
+            repo_id,
+            revision=revision,
+            allow_patterns=allow_patterns,
+            local_files_only=offline or unreachable is not None,
+        )
+    except LocalEntryNotFoundError:
+        if unreachable:
+            reason = f"not in the Hugging Face cache and the Hub is unreachable ({unreachable})"
+        else:
+            reason = "not in the Hugging Face cache (offline)" if offline else "not found on the Hub"
+        raise DownloadError(f"{repo_id}: {reason}") from None
+    except _HUB_ERRORS as exc:
+        raise DownloadError(f"{repo_id}: {_first_line(exc)}") from None
     return Path(path)
 
 

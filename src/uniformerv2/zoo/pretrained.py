@@ -28,21 +28,15 @@ from typing import Literal
 from urllib.parse import quote, unquote, urlparse
 
 from uniformerv2.errors import UniFormerV2Error
+from uniformerv2.model.variants import list_variants
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.zoo.labels import list_label_sets, load_labels, read_label_file
 
 #: The checkpoint used when none is named.
 DEFAULT_MODEL = "uniformerv2-b16-k400-k710-8x224"
 
-#: Architecture names understood by ``uniformerv2.model.variants.create_model``.
-ARCHITECTURES = (
-    "uniformerv2_b16",
-    "uniformerv2_l14",
-    "uniformerv2_l14_336",
-    "uniformerv2_b16_ssv2",
-    "uniformerv2_l14_ssv2",
-    "uniformerv2_l14_336_frozen",
-)
+#: Architecture names a zoo entry may use: the variant registry (:mod:`uniformerv2.model.variants`).
+ARCHITECTURES = tuple(list_variants())
 
 CheckpointFormat = Literal["official", "mmaction2", "clip"]
 
@@ -145,8 +139,8 @@ class PretrainedCfg:
 
     def __post_init__(self) -> None:
         self.sources = tuple(self.sources)
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"{self.name}: unknown arch {self.arch!r}; known: {', '.join(ARCHITECTURES)}")
+        if self.arch not in list_variants():
+            raise ValueError(f"{self.name}: unknown arch {self.arch!r}; known: {', '.join(list_variants())}")
         if self.checkpoint_format not in ("official", "mmaction2", "clip"):
             raise ValueError(f"{self.name}: checkpoint_format must be official, mmaction2 or clip")
 
