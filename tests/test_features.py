@@ -7,6 +7,7 @@ import importlib
 import json
 import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -115,15 +116,15 @@ class _LongReader(ArrayReader):
 def test_streaming_keeps_about_one_window_of_frames(model, monkeypatch) -> None:
     alive: weakref.WeakSet = weakref.WeakSet()
     peak = [0]
-    resize = timeline_module.short_side_resize
+    preprocess = timeline_module.crop_views
 
-    def tracked(x: torch.Tensor, size: int) -> torch.Tensor:
-        out = resize(x, size)
+    def tracked(frames: torch.Tensor, cfg: Any, spatial_ids: Any) -> torch.Tensor:
+        out = preprocess(frames, cfg, spatial_ids)
         alive.add(out)
         peak[0] = max(peak[0], len(alive))
         return out
 
-    monkeypatch.setattr(timeline_module, "short_side_resize", tracked)
+    monkeypatch.setattr(timeline_module, "crop_views", tracked)
     monkeypatch.setattr(features_module, "open_source", lambda video, index, decode_short_side=None: video)
     out = features_module.snippet_features(_LongReader(1200), model, window=8, stride=8, batch_size=32)
     assert out.features.shape == (150, 64)
