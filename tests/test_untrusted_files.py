@@ -319,3 +319,25 @@ def test_refusal_messages_are_plain_one_line(tmp_path) -> None:
     assert message.startswith(f"{path}: refused") and "builtins.print" in message
     assert "\n" not in message and "\x1b" not in message
     assert textwrap.shorten(message, 400) == message
+
+
+def test_torchscript_typed_containers_are_plain_data(tmp_path) -> None:
+    """List[int] / Dict[str, Tensor] attributes are pickled through torch.jit._pickle builders."""
+    source = tmp_path / "typed.py"
+    source.write_text(
+        "from typing import Dict, List\nimport torch\n\n\nclass Typed(torch.nn.Module):\n"
+        "    sizes: List[int]\n    table: Dict[str, torch.Tensor]\n\n    def __init__(self) -> None:\n"
+        "        super().__init__()\n        self.sizes = [1, 2, 3]\n        self.table = {'a': torch.arange(3.0)}\n"
+        "        self.scales = [0.5, 2.0]\n\n"
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        return x\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import typed
+
+        torch.jit.script(typed.Typed()).save(str(tmp_path / "typed.pt"))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("typed", None)
+    got = read_state_dict(tmp_path / "typed.pt")
+    assert list(got) == ["table.a"] and torch.equal(got["table.a"], torch.arange(3.0))

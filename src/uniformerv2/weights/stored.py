@@ -237,9 +237,9 @@ def _from_training_config(text: str, source: str) -> StoredConfig | None:
         cfg = TrainConfig.from_dict(json.loads(text))
         model = cfg.model
         arch = model.name if model.name in list_variants() else get_pretrained_cfg(model.name).arch
-        extra = {**model.arch, "return_list": tuple(model.arch.get("return_list", ()))} if model.arch else {}
-        if not model.arch.get("return_list"):
-            extra.pop("return_list", None)
+        extra = dict(model.arch)
+        if "return_list" in extra:
+            extra["return_list"] = tuple(extra["return_list"])
         config = variant_config(arch, num_classes=model.num_classes, **extra)
         preprocess = cfg.data.preprocess(cfg.eval.test_clips, cfg.eval.test_crops)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -152,6 +152,16 @@ def _torch_size(*args: Any) -> torch.Size:
     return torch.Size(*args)
 
 
+def _build_list(values: Any) -> list[Any]:
+    """``torch.jit._pickle.build_*list``: a typed TorchScript list, as a plain list."""
+    return list(values)
+
+
+def _restore_type_tag(value: Any, _type_name: Any = None) -> Any:
+    """``torch.jit._pickle.restore_type_tag``: the container itself (the type tag is dropped)."""
+    return value
+
+
 _TENSOR_FUNCTIONS = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
@@ -159,6 +169,11 @@ _TENSOR_FUNCTIONS = {
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch", "Size"): _torch_size,
+    ("torch.jit._pickle", "restore_type_tag"): _restore_type_tag,
+    **{
+        ("torch.jit._pickle", f"build_{kind}list"): _build_list
+        for kind in ("int", "float", "double", "bool", "tensor", "str")
+    },
 }
 
 
