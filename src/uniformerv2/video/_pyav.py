@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from uniformerv2.errors import VideoDecodeError
-from uniformerv2.video._reader import Verification, VideoReader, check_file
+from uniformerv2.video._reader import Verification, VideoReader, check_file, check_short_side
 
 __all__ = ["PyAVReader"]
 
@@ -85,8 +85,7 @@ class PyAVReader(VideoReader):
 
     def __init__(self, path: str | os.PathLike[str], *, max_short_side: int | None = None, threads: int = 1) -> None:
         self.path = os.fspath(path)
-        if max_short_side is not None and max_short_side < 1:
-            raise ValueError(f"max_short_side must be positive, got {max_short_side}")
+        check_short_side(max_short_side)
         self.max_short_side = max_short_side
         self.threads = threads
         self._container: Any = None
@@ -159,11 +158,11 @@ class PyAVReader(VideoReader):
         """
         import av
 
+        self.close()  # reopening rewinds any input, also raw streams that cannot seek
         stream = self._stream()
         packets: list[tuple[int | None, int | None, bool]] = []
         complete = True
         try:
-            self._container.seek(0)
             for packet in self._container.demux(stream):
                 if packet.size == 0 or packet.is_discard:
                     continue
@@ -213,6 +212,10 @@ class PyAVReader(VideoReader):
     @property
     def num_frames(self) -> int:
         return len(self._frame_table().pts)
+
+    @property
+    def complete(self) -> bool:
+        return self._frame_table().complete
 
     @property
     def fps(self) -> float:
@@ -338,18 +341,31 @@ class PyAVReader(VideoReader):
         start = _seconds(stream.start_time, stream) or 0.0
         return None if end is None or math.isnan(self.fps) else round((end - start) * self.fps)
 
+    def _decoded(self, stream: Any) -> Iterator[Any]:
+        """Decoded frames from the current position, up to the first packet the demuxer flags as
+        corrupt (one cut short by truncation), then the frames still buffered in the decoder.
+
+        The frame table ends before that packet too (:meth:`_scan`), so it is never needed; sent
+        to the decoder it would fail and lose the buffered (reordered) frames before it.
+        """
+        for packet in self._container.demux(stream):
+            if packet.is_corrupt:
+                yield from stream.codec_context.decode(None)
+                return
+            yield from packet.decode()
+
     def _frames_sequential(self) -> Iterator[tuple[int, Any]]:
         """(index, av frame) from the first frame on, counting frames (no timestamps needed)."""
         self.close()
         stream = self._stream()
-        yield from enumerate(self._container.decode(stream))
+        yield from enumerate(self._decoded(stream))
 
     def _frames_from(self, key: int) -> Iterator[tuple[int, Any]]:
         """(index, av frame) after seeking to the keyframe with display index ``key``."""
         table = self._frame_table()
         stream = self._stream()
         self._container.seek(table.seek_ts[table.keyframes.index(key)], stream=stream, backward=True, any_frame=False)
-        for frame in self._container.decode(stream):
+        for frame in self._decoded(stream):
             stamp = frame.pts if frame.pts is not None else frame.dts
             pos = bisect.bisect_left(table.pts, stamp) if stamp is not None else len(table.pts)
             if pos >= len(table.pts) or table.pts[pos] != stamp:
@@ -430,10 +446,11 @@ class PyAVReader(VideoReader):
 
         if start < 0:
             raise ValueError(f"start must be >= 0, got {start}")
+        stop = self.num_frames if stop is None else min(stop, self.num_frames)
         expected = start
         try:
             for index, frame in self._frames_at(start):
-                if stop is not None and index >= stop:
+                if index >= stop:
                     return
                 if index < expected:
                     continue
@@ -445,7 +462,7 @@ class PyAVReader(VideoReader):
             raise VideoDecodeError(self.path, f"decoding failed: {exc}") from exc
         except _SeekUnusable as exc:
             raise VideoDecodeError(self.path, "cannot seek: frame timestamps are inconsistent") from exc
-        if stop is not None and expected < min(stop, self.num_frames):
+        if expected < stop:
             raise self._missing(expected)
 
     def _frames_at(self, start: int) -> Iterator[tuple[int, Any]]:

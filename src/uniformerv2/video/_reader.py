@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import numbers
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import torch
 
 from uniformerv2.errors import VideoDecodeError
 
-__all__ = ["VideoReader", "Verification", "check_file"]
+__all__ = ["VideoReader", "Verification", "check_file", "check_short_side"]
 
 
 @dataclass
@@ -58,6 +59,11 @@ class VideoReader(abc.ABC):
     @abc.abstractmethod
     def width(self) -> int:
         """Width of the returned frames (after rotation and any downscaling)."""
+
+    @property
+    def complete(self) -> bool:
+        """False when the file was cut short: fewer frames decode than its header announces."""
+        return True
 
     @property
     def duration(self) -> float:
@@ -145,3 +151,12 @@ def check_file(path: str) -> None:
         raise VideoDecodeError(path, "is a directory, not a video file")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)")
+
+
+def check_short_side(value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` (a decode-time short side limit) is None or a whole
+    number of pixels >= 1."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"the decode short side must be a whole number of pixels >= 1, got {value}")

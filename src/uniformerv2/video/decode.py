@@ -27,7 +27,7 @@ from uniformerv2.errors import VideoDecodeError
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.video._frames import ArrayReader, FrameFolderReader
 from uniformerv2.video._pyav import PyAVReader
-from uniformerv2.video._reader import VideoReader
+from uniformerv2.video._reader import VideoReader, check_short_side
 from uniformerv2.video._torchcodec import TorchCodecReader
 from uniformerv2.video.sampling import sample_indices
 
@@ -70,7 +70,9 @@ def open_video(
 
     Raises:
         VideoDecodeError: the source is missing, empty, not a video, or has no video stream.
+        ValueError: ``max_short_side`` is not a whole number >= 1.
     """
+    check_short_side(max_short_side)
     if isinstance(source, (np.ndarray, torch.Tensor)):
         return ArrayReader(source, fps=fps)
     path = os.fspath(source)
