@@ -145,3 +145,112 @@ def test_kill_mid_epoch_resumes_at_the_step_bit_exactly(
     for a, b in zip(straight.history, resumed.history, strict=True):
         assert a["train_loss"] == b["train_loss"] and a["train_clips"] == b["train_clips"] == 4
         assert a["val_loss"] == b["val_loss"]
+
+
+# ------------------------------------------------------------------------------------- one clear line
+
+
+def _train_cli(data: Path, out: Path, *overrides: str) -> list[str]:
+    return [
+        "train",
+        "--preset",
+        "debug_tiny",
+        f"data.train_list={data / 'train.csv'}",
+        f"data.val_list={data / 'val.csv'}",
+        f"data.root={data}",
+        f"output_dir={out}",
+        "optim.batch_size=2",
+        "optim.epochs=2",
+        "eval.final_test=false",
+        "progress=false",
+        *overrides,
+    ]
+
+
+def _orphan_temp(directory: Path, name: str) -> Path:
+    """A temporary file of a writer killed mid-write (by a process that has exited)."""
+    import subprocess
+    import sys
+
+    code = "import os, sys\nfrom uniformerv2.atomic import atomic_write\n"
+    code += "atomic_write(sys.argv[1], lambda tmp: os._exit(0))"
+    subprocess.run([sys.executable, "-c", code, str(directory / name)], check=True)
+    (orphan,) = [p for p in directory.iterdir() if p.name.startswith(f".{name}")]
+    return orphan
+
+
+def test_ctrl_c_is_one_line_naming_where_to_resume_and_orphans_go(
+    bright_dark_small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uniformerv2.train.trainer as trainer
+    from uniformerv2.cli.main import main as cli_main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    orphan = _orphan_temp(out, "last.pt")
+    real = trainer.train_one_epoch
+    calls = []
+
+    def interrupt_second_epoch(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_one_epoch", interrupt_second_epoch)
+    assert cli_main(_train_cli(bright_dark_small, out)) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["interrupted; rerun the same command to resume from epoch 2 step 0"]
+    assert not orphan.exists() and (out / "last.pt").is_file()
+
+
+def test_nan_loss_is_one_line(bright_dark_small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from uniformerv2.cli.main import main as cli_main
+
+    args = _train_cli(bright_dark_small, tmp_path / "run", "optim.base_lr=1e30", "optim.end_lr=0", "optim.clip_grad=0")
+    assert cli_main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1 and err[0].startswith("error: loss is ") and "at epoch 1" in err[0] and "optim.base_lr" in err[0]
+    ), err
+
+
+def test_worker_errors_are_one_line_naming_the_video(
+    bright_dark_small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from uniformerv2.cli.main import main as cli_main
+
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    lines = (bright_dark_small / "train.csv").read_text().splitlines()[:3] + [f"{tmp_path / 'broken.mp4'},1"]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    args = _train_cli(bright_dark_small, tmp_path / "run", f"data.train_list={tmp_path / 'train.csv'}")
+    assert cli_main([*args, "data.num_workers=1", "optim.epochs=1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "train.csv:4: cannot load" in err[0], err
+    assert "broken.mp4" in err[0] and "Traceback" not in err[0]
+
+
+def test_every_video_failing_is_an_error_even_when_skipping(tmp_path: Path) -> None:
+    from conftest import tiny_train_config
+
+    from uniformerv2.train.data import VideoLoadError
+
+    for i in range(4):
+        (tmp_path / f"bad{i}.mp4").write_bytes(b"garbage")
+    (tmp_path / "train.csv").write_text("".join(f"bad{i}.mp4,{i % 2}\n" for i in range(4)))
+    cfg = tiny_train_config(tmp_path, tmp_path / "run", "data.val_list=", "data.skip_bad_videos=true")
+    with pytest.raises(VideoLoadError, match="every one of the 4 training videos .* failed"):
+        fit(cfg)
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_dead_worker_is_one_line(
+    bright_dark_small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from uniformerv2.cli.main import main as cli_main
+    from uniformerv2.train.data import VideoListDataset
+
+    monkeypatch.setattr(VideoListDataset, "_load", lambda self, item, index: os._exit(3))  # killed in the worker
+    assert cli_main([*_train_cli(bright_dark_small, tmp_path / "run"), "data.num_workers=1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: a data-loader worker stopped") and "num_workers" in err[0], err

@@ -303,3 +303,44 @@ def test_checkpoint_schedule_by_steps_and_by_time() -> None:
         due.append(by_time.due(0))
     assert due == [False, False, True, False, False, True]
     assert not any(CheckpointSchedule(every_steps=0, every_minutes=0.0).due(s) for s in range(1, 10))
+
+
+def test_no_global_blocks_needs_no_dropout_list() -> None:
+    from uniformerv2.train.builder import build_model
+
+    cfg = apply_overrides(
+        get_preset("debug_tiny"),
+        [
+            'model.arch={"return_list": [], "input_resolution": 32, '
+            '"patch_size": 16, "width": 64, "layers": 2, "heads": 1, '
+            '"n_dim": 64, "n_head": 1}'
+        ],
+    )
+    model = build_model(cfg)
+    assert model.config.n_layers == 0 and model.config.mlp_dropout == ()
+    assert model(torch.randn(2, 3, 4, 32, 32)).shape == (2, 2)
+
+
+# ------------------------------------------------------------------------------------- bad videos
+
+
+def test_truncated_video_is_skipped_or_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from videogen import make_video, truncate
+
+    from uniformerv2.train.data import Annotation, VideoListDataset
+    from uniformerv2.video import open_video
+
+    cut = truncate(make_video(tmp_path / "full.mkv", 200, gop=10), 0.8, tmp_path / "cut.mkv")
+    with open_video(cut) as reader:
+        assert 0 < reader.num_frames < 200 and not reader.complete  # the decoder sees the cut
+    items = [Annotation(str(cut), 1, 0, "list.csv:1")]
+    preprocess = DataConfig(num_frames=4, crop_size=32).preprocess()
+    skipping = VideoListDataset(items, preprocess, "train", skip_bad_videos=True)
+    assert skipping[0] is None
+    strict = VideoListDataset(items, preprocess, "train")
+    with caplog.at_level("WARNING"):
+        views, label = strict[0]
+    assert views.shape == (1, 3, 4, 32, 32) and label == 1
+    assert any(
+        "list.csv:1" in r.message and "cut.mkv" in r.message and "truncated" in r.message for r in caplog.records
+    )

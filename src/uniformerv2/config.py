@@ -77,7 +77,7 @@ class UniFormerV2Config:
         if isinstance(self.mlp_dropout, (int, float)):
             self.mlp_dropout = (float(self.mlp_dropout),)
         self.mlp_dropout = tuple(float(p) for p in self.mlp_dropout)
-        if len(self.mlp_dropout) == 1 and self.n_layers > 1:
+        if len(self.mlp_dropout) == 1 and self.n_layers != 1:  # one rate for every global block (or none)
             self.mlp_dropout = self.mlp_dropout * self.n_layers
         if self.local_mhra not in _LOCAL_CHOICES:
             raise ValueError(f"local_mhra must be one of {_LOCAL_CHOICES}, got {self.local_mhra!r}")

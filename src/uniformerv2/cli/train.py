@@ -56,8 +56,13 @@ def _list_presets() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Resolve the config and call :func:`uniformerv2.train.fit`; exit 0 on success, 2 on a usage error."""
-    from uniformerv2.errors import UniFormerV2Error
+    """Resolve the config and call :func:`uniformerv2.train.fit`.
+
+    Exit status: 0 on success; 2 for a bad config, option or annotation list; 1 when training
+    stopped on a video, a non-finite loss, a dead loader worker or a full disk; 130 on Ctrl-C
+    (the message says where the same command resumes).
+    """
+    from uniformerv2.errors import CheckpointError, DeviceError, UniFormerV2Error
     from uniformerv2.runtime import dist_env
     from uniformerv2.train.config import (
         TrainConfig,
@@ -81,11 +86,19 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO if rank == 0 else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s"
     )
-    from uniformerv2.train.trainer import fit
+    from uniformerv2.train.data import AnnotationError
+    from uniformerv2.train.trainer import TrainingInterrupted, fit
 
     try:
         fit(config)
-    except (UniFormerV2Error, ValueError, FileNotFoundError) as exc:
+    except KeyboardInterrupt as exc:
+        where = f"; {exc}" if isinstance(exc, TrainingInterrupted) else ""
+        print(f"interrupted{where}", file=sys.stderr)
+        return 130
+    except (AnnotationError, CheckpointError, DeviceError, ValueError, FileNotFoundError) as exc:  # config, lists
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except UniFormerV2Error as exc:  # a video, the loss, a worker, the disk: one line each
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -77,6 +77,8 @@ class ModelConfig:
     drop_path_rate: float = 0.0  # drop-path rate of the last global block (official DPR; 0.4 SSv2)
     grad_checkpointing: bool = False  # recompute backbone blocks in backward (official USE_CHECKPOINT)
     freeze_backbone: bool = False  # official FROZEN training: only global blocks, fusion and head learn
+    # local-MHRA BatchNorm statistics over the global batch under DDP; off = per-process batch, as official
+    sync_bn: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("model.head", self.head, ("reinit", "map", "keep"))

@@ -22,15 +22,15 @@ import itertools
 import logging
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from uniformerv2.errors import UniFormerV2Error
+from uniformerv2.errors import UniFormerV2Error, VideoDecodeError
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.train.config import AugConfig, DataConfig
 from uniformerv2.train.distributed import DistContext
@@ -47,6 +47,9 @@ __all__ = [
     "Annotation",
     "AnnotationError",
     "VideoLoadError",
+    "WorkerError",
+    "LoadFailure",
+    "checked_batches",
     "read_annotations",
     "VideoListDataset",
     "Batch",
@@ -67,6 +70,10 @@ class AnnotationError(UniFormerV2Error, ValueError):
 
 class VideoLoadError(UniFormerV2Error, RuntimeError):
     """A listed video could not be decoded; the message names its list line and file."""
+
+
+class WorkerError(UniFormerV2Error, RuntimeError):
+    """A data-loader worker process died (killed for memory, crashed in native code)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,7 @@ class VideoListDataset(Dataset):
         self.seed = seed
         self.skip_bad_videos = skip_bad_videos
         self.epoch = 0
+        self._warned: set[str] = set()
         aug = aug or AugConfig()
         self.transform = TrainTransform(
             preprocess,
@@ -212,9 +220,26 @@ class VideoListDataset(Dataset):
     def _rng(self, index: int) -> random.Random:
         return random.Random(f"{self.seed}:{self.epoch}:{index}")
 
+    def _check_complete(self, item: Annotation, reader: Any) -> None:
+        """A video cut short (fewer decodable frames than its header lists) is skipped with
+        ``skip_bad_videos``, otherwise trained on with a warning."""
+        if reader.complete:
+            return
+        if self.skip_bad_videos:
+            raise VideoDecodeError(item.path, f"truncated: only {reader.num_frames} frames are decodable")
+        if item.path not in self._warned:
+            self._warned.add(item.path)
+            _logger.warning(
+                "%s: %s is truncated: using its %d decodable frames (data.skip_bad_videos=true skips such videos)",
+                item.where,
+                item.path,
+                reader.num_frames,
+            )
+
     def _load(self, item: Annotation, index: int) -> torch.Tensor:
         reader = open_video(item.path, template=self.frame_template if item.num_frames else None)
         with reader:
+            self._check_complete(item, reader)
             if self.mode == "test":
                 return extract_views(reader, self.preprocess)
             total = item.num_frames or reader.num_frames
@@ -237,6 +262,30 @@ class VideoListDataset(Dataset):
             return None
 
 
+class LoadFailure(NamedTuple):
+    """A :class:`VideoLoadError` carried as data out of a loader worker, so that the main process
+    raises it with its one-line message (an exception raised in a worker comes back wrapped in
+    the worker's traceback)."""
+
+    message: str
+
+
+class _FailuresAsData(Dataset):
+    """``dataset``'s items, with a :class:`VideoLoadError` returned as a :class:`LoadFailure`."""
+
+    def __init__(self, dataset: VideoListDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | LoadFailure | None:
+        try:
+            return self.dataset[index]
+        except VideoLoadError as exc:
+            return LoadFailure(str(exc))
+
+
 class Batch(NamedTuple):
     """A collated batch.
 
@@ -244,34 +293,59 @@ class Batch(NamedTuple):
         inputs: (B*N, 3, T, S, S) for train/val (repeated-augmentation copies flattened,
             official ``multiple_samples_collate``), or (B, V, 3, T, S, S) for test.
         labels: (B*N,) or (B,) int64.
-        skipped: items dropped because their video could not be decoded.
+        skipped: items dropped because their video could not be decoded (``skip_bad_videos``).
+        errors: messages of items that failed without ``skip_bad_videos``; whoever reads the
+            batch raises :class:`VideoLoadError` with the first.
     """
 
     inputs: torch.Tensor
     labels: torch.Tensor
     skipped: int
+    errors: tuple[str, ...] = ()
 
 
-def collate_views(items: Sequence[tuple[torch.Tensor, int] | None], flatten: bool = True) -> Batch:
+def collate_views(items: Sequence[tuple[torch.Tensor, int] | LoadFailure | None], flatten: bool = True) -> Batch:
     """Stack items, dropping failed (None) ones.
 
     Args:
-        items: ``(views (N, 3, T, S, S), label)`` or None per video.
+        items: ``(views (N, 3, T, S, S), label)``, None (skipped) or a :class:`LoadFailure` per video.
         flatten: merge the view axis into the batch (each copy keeps its video's label).
 
     Returns:
         A :class:`Batch`; with every item failed, ``inputs`` has batch size 0.
     """
-    good = [item for item in items if item is not None]
-    skipped = len(items) - len(good)
+    errors = tuple(item.message for item in items if isinstance(item, LoadFailure))
+    good = [item for item in items if item is not None and not isinstance(item, LoadFailure)]
+    skipped = len(items) - len(good) - len(errors)
     if not good:
-        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped)
+        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped, errors)
     views = torch.stack([v for v, _ in good])  # (B, N, 3, T, S, S)
     labels = torch.tensor([label for _, label in good], dtype=torch.long)
     if flatten:
         labels = labels.repeat_interleave(views.shape[1])
         views = views.flatten(0, 1)
-    return Batch(views, labels, skipped)
+    return Batch(views, labels, skipped, errors)
+
+
+def checked_batches(loader: Iterable[Batch]) -> Iterator[Batch]:
+    """The batches of ``loader``, raising :class:`VideoLoadError` for a batch with a failed video
+    and :class:`WorkerError` (one line) when a worker process died."""
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except RuntimeError as exc:
+            if "DataLoader worker" not in str(exc):
+                raise
+            reason = str(exc).strip().splitlines()[0]
+            raise WorkerError(
+                f"a data-loader worker stopped ({reason}); it may have run out of memory: lower data.num_workers"
+            ) from None
+        if batch.errors:
+            raise VideoLoadError(batch.errors[0])
+        yield batch
 
 
 class ShardSampler(Sampler[int]):
@@ -322,7 +396,7 @@ def build_loader(
     else:
         sampler = ShardSampler(len(dataset), ctx.rank, ctx.world_size)
     return DataLoader(
-        dataset,
+        _FailuresAsData(dataset),
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,

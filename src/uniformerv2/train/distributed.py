@@ -27,7 +27,17 @@ from torch.nn.parallel import DistributedDataParallel
 
 from uniformerv2.runtime import dist_env, resolve_device
 
-__all__ = ["DistContext", "init_distributed", "wrap_model", "unwrap", "all_reduce_sum", "barrier", "cleanup"]
+__all__ = [
+    "SyncBatchNorm3d",
+    "convert_sync_batchnorm",
+    "DistContext",
+    "init_distributed",
+    "wrap_model",
+    "unwrap",
+    "all_reduce_sum",
+    "barrier",
+    "cleanup",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -84,6 +94,62 @@ def init_distributed(device: str = "auto", timeout_minutes: int = 60) -> DistCon
         ctx.owns_group = True
         _logger.info("rank %d/%d joined the %s group on %s", rank, world, backend, ctx.device)
     return ctx
+
+
+class SyncBatchNorm3d(nn.BatchNorm3d):
+    """BatchNorm3d whose training statistics are computed over the batch of every process.
+
+    Mean and biased variance come from the sums of x and x^2 over (N, T, H, W), all-reduced
+    over ranks with a differentiable all-reduce, so the forward and the gradients equal those of
+    one process holding the whole global batch (up to rounding); the running variance uses the
+    unbiased global estimate, as ``nn.BatchNorm3d`` does. Unlike ``nn.SyncBatchNorm`` it also
+    runs on CPU with gloo. Outside training, or without a process group of several ranks, it is
+    plain ``BatchNorm3d``. Keys and tensors are those of ``BatchNorm3d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        import torch.distributed.nn.functional as dist_nn
+
+        channels, dims = x.shape[1], [0, 2, 3, 4]
+        x32 = x.float()
+        local = torch.cat([x32.sum(dims), (x32 * x32).sum(dims), x32.new_tensor([x32.numel() // channels])])
+        total = dist_nn.all_reduce(local)
+        count = total[-1]
+        mean = total[:channels] / count
+        var = (total[channels : 2 * channels] / count - mean * mean).clamp_min(0.0)
+        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+            self._update_running_stats(mean.detach(), var.detach() * count / (count - 1).clamp_min(1.0))
+        shape = (1, channels, 1, 1, 1)
+        y = (x32 - mean.view(shape)) * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
+        self.num_batches_tracked.add_(1)  # type: ignore[union-attr]
+        factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)  # type: ignore[union-attr]
+        self.running_var.lerp_(unbiased_var.to(self.running_var.dtype), factor)  # type: ignore[union-attr]
+
+
+def convert_sync_batchnorm(model: nn.Module) -> nn.Module:
+    """Replace every ``nn.BatchNorm3d`` of ``model`` (the local MHRA's) by :class:`SyncBatchNorm3d`
+    sharing its parameters and buffers, so an optimizer built before still holds them."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is nn.BatchNorm3d:
+                sync = SyncBatchNorm3d(
+                    child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+                )
+                sync.weight, sync.bias = child.weight, child.bias
+                sync.running_mean, sync.running_var = child.running_mean, child.running_var
+                sync.num_batches_tracked = child.num_batches_tracked
+                sync.train(child.training)
+                setattr(module, name, sync)
+    return model
 
 
 def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:

@@ -20,14 +20,28 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from uniformerv2.errors import UniFormerV2Error
 from uniformerv2.runtime import autocast
 from uniformerv2.train.config import OptimConfig
+from uniformerv2.train.data import checked_batches
 from uniformerv2.train.distributed import DistContext, all_reduce_sum, unwrap
 from uniformerv2.train.optim import lr_at, set_lr
 
-__all__ = ["resolve_amp", "make_scaler", "step_seed", "train_one_epoch", "evaluate", "test_multiview"]
+__all__ = [
+    "NonFiniteLossError",
+    "resolve_amp",
+    "make_scaler",
+    "step_seed",
+    "train_one_epoch",
+    "evaluate",
+    "test_multiview",
+]
 
 _logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(UniFormerV2Error, FloatingPointError):
+    """The training loss became NaN or infinite (official ``check_nan_losses``)."""
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
@@ -59,7 +73,10 @@ def _summary(totals: torch.Tensor) -> dict[str, float]:
 
 
 def _bar(loader: DataLoader, ctx: DistContext, progress: bool, desc: str, **kwargs: Any) -> tqdm:
-    return tqdm(loader, desc=desc, disable=not (progress and ctx.is_primary), leave=False, dynamic_ncols=True, **kwargs)
+    """The loader's checked batches (see :func:`checked_batches`) behind a tqdm bar on rank 0."""
+    kwargs.setdefault("total", len(loader))
+    disable = not (progress and ctx.is_primary)
+    return tqdm(checked_batches(loader), desc=desc, disable=disable, leave=False, dynamic_ncols=True, **kwargs)
 
 
 def _optimizer_step(
@@ -134,7 +151,9 @@ def train_one_epoch(
         videos, the last ``lr`` and ``seconds``.
 
     Raises:
-        FloatingPointError: the loss is NaN or infinite (official ``check_nan_losses``).
+        NonFiniteLossError: the loss is NaN or infinite (official ``check_nan_losses``).
+        VideoLoadError: a video failed to load (without ``skip_bad_videos``).
+        WorkerError: a data-loader worker died.
     """
     model.train()
     began = time.perf_counter()
@@ -190,8 +209,9 @@ def _train_step(
             logits = model(inputs)
         loss = F.cross_entropy(logits.float(), labels)
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"loss is {loss.item()} at epoch {where[0]} iteration {where[1]}; lower optim.base_lr or check the data"
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at epoch {where[0] + 1} iteration {where[1] + 1}; "
+                "lower optim.base_lr or check the data"
             )
         scaler.scale(loss / accum_steps).backward()
     hit1, hit5 = _hits(logits.detach(), labels)

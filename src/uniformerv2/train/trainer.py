@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from uniformerv2.atomic import atomic_write_text
+from uniformerv2.atomic import atomic_write_text, remove_stale_temps
 from uniformerv2.model.uniformerv2 import UniFormerV2
 from uniformerv2.train import checkpoint as ckpt
 from uniformerv2.train.builder import build_model
@@ -43,12 +43,13 @@ from uniformerv2.train.curves import (
     read_metrics,
     write_metrics,
 )
-from uniformerv2.train.data import VideoListDataset, build_loader, read_annotations
+from uniformerv2.train.data import VideoListDataset, VideoLoadError, build_loader, read_annotations
 from uniformerv2.train.distributed import (
     DistContext,
     all_reduce_sum,
     barrier,
     cleanup,
+    convert_sync_batchnorm,
     init_distributed,
     unwrap,
     wrap_model,
@@ -63,7 +64,15 @@ from uniformerv2.train.engine import (
 from uniformerv2.train.optim import build_optimizer
 from uniformerv2.weights.hub import save_pretrained
 
-__all__ = ["CheckpointSchedule", "FitResult", "fit", "CONFIG_FILE", "BEST_MODEL_DIR", "TEST_METRICS"]
+__all__ = [
+    "CheckpointSchedule",
+    "FitResult",
+    "TrainingInterrupted",
+    "fit",
+    "CONFIG_FILE",
+    "BEST_MODEL_DIR",
+    "TEST_METRICS",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -233,22 +242,61 @@ def _log_epoch(record: dict[str, Any], epochs: int) -> None:
     )
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during :func:`fit`; the message says where a rerun resumes."""
+
+
+def _interrupted(committed: tuple[int, int] | None, epochs: int) -> TrainingInterrupted:
+    if committed is None:
+        return TrainingInterrupted("no checkpoint was saved yet; rerun the same command to start again")
+    epoch, step = committed
+    if epoch >= epochs:
+        return TrainingInterrupted("rerun the same command to export and test the best model")
+    return TrainingInterrupted(f"rerun the same command to resume from epoch {epoch + 1} step {step}")
+
+
 def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
     out = Path(config.output_dir)
     if ctx.is_primary:
         out.mkdir(parents=True, exist_ok=True)
+        for stale in [*remove_stale_temps(out), *remove_stale_temps(out / BEST_MODEL_DIR)]:
+            _logger.info("removed %s, left by a run that was killed while writing", stale)
         atomic_write_text(out / CONFIG_FILE, config.to_json() + "\n")
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     amp = resolve_amp(config.optim.amp, ctx.device)
     train_set, val_set = _datasets(config)
     model = build_model(config).to(ctx.device)
+    if config.model.sync_bn and ctx.distributed:
+        convert_sync_batchnorm(model)
     optimizer = build_optimizer(model, config.optim)
     scaler = make_scaler(amp, ctx.device)
     pos = _Position()
     resume_path = ckpt.find_resume(config.resume, out)
     if resume_path is not None:
         pos = _resume(resume_path, model, optimizer, scaler, config, ctx)
+    committed = [(pos.epoch, pos.iteration)] if resume_path is not None else []  # positions saved so far
+    try:
+        return _train(config, ctx, out, model, optimizer, scaler, amp, train_set, val_set, pos, committed)
+    except KeyboardInterrupt:
+        raise _interrupted(committed[-1] if committed else None, config.optim.epochs) from None
+
+
+def _train(
+    config: TrainConfig,
+    ctx: DistContext,
+    out: Path,
+    model: UniFormerV2,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    amp: str,
+    train_set: VideoListDataset,
+    val_set: VideoListDataset | None,
+    pos: _Position,
+    committed: list[tuple[int, int]],
+) -> FitResult:
+    """The epochs from ``pos`` on, then the export and the test; appends every saved position
+    to ``committed``."""
     net = wrap_model(model, ctx)
     batch = per_process_batch(config.optim, ctx.world_size)
     workers = config.data.num_workers
@@ -271,6 +319,7 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
             mid = _Position(pos.epoch, iteration, pos.best, pos.history, summed)
             ckpt.save_state(out / ckpt.LAST, _state(model, optimizer, scaler, config, mid))
             _logger.info("saved %s at epoch %d step %d", out / ckpt.LAST, pos.epoch + 1, iteration)
+        committed.append((pos.epoch, iteration))
         schedule.saved()
 
     while pos.epoch < config.optim.epochs:
@@ -292,6 +341,11 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
             carry=pos.carry,
             after_step=checkpoint_within_epoch,
         )
+        if stats["count"] == 0:
+            raise VideoLoadError(
+                f"{config.data.train_list}: every one of the {stats['skipped']} training videos of epoch {epoch + 1} "
+                "failed to load; check them with `uniformerv2 check-videos`"
+            )
         record: dict[str, Any] = {"epoch": epoch, "lr": stats["lr"], "seconds": stats["seconds"]}
         record.update({f"train_{k}": stats[k] for k in ("loss", "top1", "top5", "skipped")}, train_clips=stats["count"])
         improved = False
@@ -306,6 +360,7 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
         if ctx.is_primary:
             _save_epoch(out, model, optimizer, scaler, config, pos, improved)
             _log_epoch(record, config.optim.epochs)
+        committed.append((pos.epoch, 0))
         schedule.saved()
     barrier(ctx)
     best_model = _best_model(model, out, ctx)
