@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from uniformerv2.cli.predict import guarded
+from uniformerv2.cli._jobs import guarded, load_cli_model
 
 _EXAMPLE = """examples:
   uniformerv2 export uniformerv2-b16-k400-k710-8x224 b16_k400.onnx
@@ -75,3 +76,40 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stdout,
     )
     return 0
+
+
+def add_runtime_args(parser: argparse.ArgumentParser) -> None:
+    """--runtime / --precision of the commands that can run an export or a fast CPU path."""
+    parser.add_argument(
+        "--runtime",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="torch (default) or onnxruntime, which runs an exported --model FILE.onnx without PyTorch weights",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "int8"),
+        default="fp32",
+        help="fp32 (default, exact); bf16: autocast (torch runtime); int8: dynamic quantization (onnxruntime, CPU)",
+    )
+
+
+def load_runtime_model(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The model of --model/--checkpoint for --runtime/--precision, and the autocast dtype to use."""
+    from uniformerv2.export.deploy import prepare_model
+    from uniformerv2.zoo import read_label_file
+
+    source = args.checkpoint or args.model
+    onnx_source = args.runtime == "onnxruntime" or str(source or "").endswith(".onnx")
+    if not onnx_source:
+        if args.precision == "int8":  # refuse before loading the weights
+            prepare_model(source or "the model", precision="int8")
+        return prepare_model(load_cli_model(args), precision=args.precision, amp_dtype=args.amp)
+    if not source:
+        raise ValueError("--runtime onnxruntime needs --model FILE.onnx (see uniformerv2 export)")
+    model, amp = prepare_model(
+        source, runtime=args.runtime, precision=args.precision, device=args.device, amp_dtype=args.amp
+    )
+    if args.labels:
+        model.pretrained_cfg["labels"] = read_label_file(args.labels, expected=model.config.num_classes)
+    return model, amp

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from uniformerv2.atomic import atomic_write_csv, atomic_write_json
-from uniformerv2.cli._jobs import guarded, load_cli_model, prepare_outputs, run_options, sharded_or_local
+from uniformerv2.cli._jobs import guarded, prepare_outputs, run_options, sharded_or_local
 from uniformerv2.cli._options import add_model_args, add_overwrite_arg, add_run_args, add_views_arg, positive_int
+from uniformerv2.cli.export import add_runtime_args, load_runtime_model
 from uniformerv2.inference import Result, predict_many
 from uniformerv2.inference.inputs import collect_videos
 from uniformerv2.inference.sharding import job_fingerprint
@@ -38,6 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", default=None, help="write all predictions to this JSON file (resumable)")
     parser.add_argument("--csv", default=None, help="write all predictions to this CSV file (resumable)")
     add_run_args(parser)
+    add_runtime_args(parser)
     add_overwrite_arg(parser)
     parser.set_defaults(func=run)
 
@@ -78,13 +80,13 @@ def run(args: argparse.Namespace) -> int:
     """Classify the videos; exit code 1 when any failed, 2 on a usage error."""
     prepare_outputs({"--json": args.json, "--csv": args.csv})
     videos = collect_videos(args.videos)
-    model = load_cli_model(args)
+    model, amp = load_runtime_model(args)
 
     def results(todo: list[str]) -> Iterator[Result]:
-        return predict_many(todo, model, views=args.views, top_k=args.top_k, **run_options(args))
+        return predict_many(todo, model, views=args.views, top_k=args.top_k, **{**run_options(args), "amp_dtype": amp})
 
     fingerprint = job_fingerprint(
-        model, "predict", args.views, top_k=args.top_k, amp=args.amp, decode_short_side=args.decode_short_side
+        model, "predict", args.views, top_k=args.top_k, amp=amp, decode_short_side=args.decode_short_side
     )
     out = args.json or args.csv
     return sharded_or_local(

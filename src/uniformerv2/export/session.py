@@ -8,6 +8,7 @@ runs the same decoding, sampling and multi-view averaging as with PyTorch weight
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -70,6 +71,8 @@ class OnnxModel(nn.Module):
         outputs = {o.name: o for o in self.session.get_outputs()}
         self.num_features = outputs["features"].shape[-1] if "features" in outputs else None
         self.device = torch.device("cpu")
+        # The file's SHA-1 stands for the weights in state_dict(), so that results of two files never mix.
+        self.register_buffer("file_sha1", torch.tensor(list(_sha1(path)), dtype=torch.uint8))
 
     def _run(self, video: torch.Tensor, output: str) -> torch.Tensor:
         """(B, 3, T, S, S) -> the named output as a float32 tensor on ``video``'s device."""
@@ -94,6 +97,14 @@ class OnnxModel(nn.Module):
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, S, S) -> the fused representation before the head's LayerNorm (B, n)."""
         return self._run(video, "features")
+
+
+def _sha1(path: str | os.PathLike[str]) -> bytes:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(block)
+    return digest.digest()
 
 
 def load_onnx(

@@ -79,7 +79,8 @@ def resolve_model(model: Any, device: str | torch.device | None = None) -> tuple
 
     Args:
         model: a loaded model, or anything :func:`uniformerv2.load_model` accepts (zoo name,
-            checkpoint path, model directory, Hub id); None means ``uniformerv2.zoo.DEFAULT_MODEL``.
+            checkpoint path, model directory, Hub id) or an exported ``.onnx`` file (run by
+            onnxruntime, see :class:`uniformerv2.export.OnnxModel`); None means ``uniformerv2.zoo.DEFAULT_MODEL``.
         device: where to run (a given model is moved there in place); None keeps a given model
             where it is and puts a loaded one on :func:`resolve_device`'s choice.
 
@@ -90,10 +91,14 @@ def resolve_model(model: Any, device: str | torch.device | None = None) -> tuple
         from uniformerv2.api import load_model
         from uniformerv2.zoo import DEFAULT_MODEL
 
+        if os.fspath(model or "").endswith(".onnx"):  # an export runs with onnxruntime on the CPU
+            from uniformerv2.export import load_onnx
+
+            return load_onnx(model), torch.device("cpu")
         target = resolve_device(device)
         return load_model(DEFAULT_MODEL if model is None else model, device=target), target
     if device is None:
-        target = next(model.parameters()).device
+        target = getattr(model, "device", None) or next(model.parameters()).device  # .device: an OnnxModel
     else:
         target = resolve_device(device)
         model = model.to(target)
