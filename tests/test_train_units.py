@@ -18,13 +18,12 @@ from uniformerv2.train.config import (
     OptimConfig,
     TrainConfig,
     apply_overrides,
-    get_preset,
-    list_presets,
     load_config,
     per_process_batch,
 )
 from uniformerv2.train.data import AnnotationError, collate_views, read_annotations
 from uniformerv2.train.optim import build_optimizer, group_names, lr_at
+from uniformerv2.train.presets import get_preset, list_presets
 from uniformerv2.weights import save_pretrained
 from uniformerv2.zoo import load_label_map
 
@@ -343,4 +342,40 @@ def test_truncated_video_is_skipped_or_warned(tmp_path: Path, caplog: pytest.Log
     assert views.shape == (1, 3, 4, 32, 32) and label == 1
     assert any(
         "list.csv:1" in r.message and "cut.mkv" in r.message and "truncated" in r.message for r in caplog.records
+    )
+
+
+def test_param_groups_follow_the_models_no_weight_decay() -> None:
+    model = make_tiny_model()
+    official = model.no_weight_decay()
+    model.no_weight_decay = lambda: official | {"fusion.query"}  # type: ignore[method-assign]
+    groups = group_names(model)
+    assert "fusion.query" in groups["no_decay"] and "fusion.query" not in groups["decay"]
+    assert set(groups["no_decay"]) == official | {"fusion.query"}
+
+
+def test_dense_sampling_reaches_the_training_clips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from videogen import make_video
+
+    import uniformerv2.train.data as data_module
+
+    cfg = apply_overrides(get_preset("debug_tiny"), ["data.sampling=dense", "data.frame_interval=3"])
+    preprocess = cfg.data.preprocess()
+    assert (preprocess.sampling, preprocess.frame_interval, preprocess.num_frames) == ("dense", 3, 4)
+    with pytest.raises(ValueError, match="sampling"):
+        apply_overrides(cfg, ["data.sampling=sparse"])
+    drawn: list[list[int]] = []
+    real = data_module.sample_indices
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        drawn.append(list(real(*args, **kwargs)))
+        return drawn[-1]
+
+    monkeypatch.setattr(data_module, "sample_indices", spy)
+    video = make_video(tmp_path / "v.mp4", 48)
+    items = [data_module.Annotation(str(video), 0, 0, "list.csv:1")]
+    for mode in ("train", "val"):
+        data_module.VideoListDataset(items, preprocess, mode)[0]
+    assert len(drawn) == 2 and all(b - a == 3 for clip in drawn for a, b in zip(clip[:-1], clip[1:], strict=True)), (
+        drawn
     )

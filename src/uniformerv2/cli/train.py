@@ -48,7 +48,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _list_presets() -> int:
-    from uniformerv2.train.config import PRESETS
+    from uniformerv2.train.presets import PRESETS
 
     for name, fn in PRESETS.items():
         print(f"{name:36s} {(fn.__doc__ or '').strip().splitlines()[0]}")
@@ -64,12 +64,8 @@ def run(args: argparse.Namespace) -> int:
     """
     from uniformerv2.errors import CheckpointError, DeviceError, UniFormerV2Error
     from uniformerv2.runtime import dist_env
-    from uniformerv2.train.config import (
-        TrainConfig,
-        apply_overrides,
-        get_preset,
-        load_config,
-    )
+    from uniformerv2.train.config import TrainConfig, apply_overrides, load_config
+    from uniformerv2.train.presets import get_preset
 
     if args.list_presets:
         return _list_presets()

@@ -3,14 +3,14 @@
 The entry point is :func:`fit` with a :class:`TrainConfig` (built from a preset, a YAML/JSON
 file and dotted overrides); ``uniformerv2 train`` is a thin command line over it. The pieces are
 usable on their own: :mod:`.data` (lists, datasets, collate), :mod:`.optim` (param groups, lr),
-:mod:`.engine` (``train_one_epoch``, ``evaluate``, ``test_multiview``), :mod:`.checkpoint`
+:mod:`.engine` (``train_one_epoch``, ``evaluate``, ``test_multiview``), :mod:`.presets`
+(the official recipes), :mod:`.checkpoint`
 (training state), :mod:`.distributed` (torchrun) and :mod:`.curves` (metrics and plot);
 :mod:`.trainer` holds :func:`fit`.
 """
 
 from uniformerv2.train.builder import build_model, init_from_checkpoint
 from uniformerv2.train.config import (
-    PRESETS,
     AugConfig,
     DataConfig,
     EvalConfig,
@@ -18,13 +18,12 @@ from uniformerv2.train.config import (
     OptimConfig,
     TrainConfig,
     apply_overrides,
-    get_preset,
-    list_presets,
     load_config,
     per_process_batch,
 )
 from uniformerv2.train.engine import evaluate, test_multiview, train_one_epoch
 from uniformerv2.train.optim import build_optimizer, lr_at, param_groups
+from uniformerv2.train.presets import PRESETS, get_preset, list_presets
 from uniformerv2.train.trainer import FitResult, fit
 
 __all__ = [

@@ -13,12 +13,22 @@ from uniformerv2.train.config import OptimConfig
 __all__ = ["param_groups", "group_names", "build_optimizer", "lr_at", "set_lr"]
 
 
+def _no_weight_decay(model: nn.Module) -> set[str]:
+    """The model's own rule (``UniFormerV2.no_weight_decay``, timm's convention), else every 1-D parameter."""
+    rule = getattr(model, "no_weight_decay", None)
+    if callable(rule):
+        return set(rule())
+    return {name for name, param in model.named_parameters() if param.ndim <= 1}
+
+
 def _assign(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
-    """Trainable parameters by group: ``bn`` (BatchNorm), ``no_decay`` (other 1-D), ``decay`` (rest).
+    """Trainable parameters by group: ``bn`` (BatchNorm), ``no_decay`` (the model's
+    ``no_weight_decay()``: every other 1-D parameter), ``decay`` (rest).
 
     Walks ``named_modules`` and each module's direct parameters as the official
     ``construct_optimizer`` does; frozen parameters (``requires_grad=False``) are left out.
     """
+    skip = _no_weight_decay(model)
     groups: dict[str, list[tuple[str, nn.Parameter]]] = {"bn": [], "no_decay": [], "decay": []}
     for module_name, module in model.named_modules():
         is_bn = isinstance(module, _NormBase)
@@ -26,7 +36,7 @@ def _assign(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
             if not param.requires_grad:
                 continue
             full = f"{module_name}.{name}" if module_name else name
-            key = "bn" if is_bn else "no_decay" if param.ndim <= 1 else "decay"
+            key = "bn" if is_bn else "no_decay" if full in skip else "decay"
             groups[key].append((full, param))
     return groups
 
