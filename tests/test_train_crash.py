@@ -254,3 +254,33 @@ def test_dead_worker_is_one_line(
     assert cli_main([*_train_cli(bright_dark_small, tmp_path / "run"), "data.num_workers=1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: a data-loader worker stopped") and "num_workers" in err[0], err
+
+
+# ------------------------------------------------------------------------------------- what users see
+
+
+def test_progress_bar_and_tensorboard_show_loss_and_lr(
+    bright_dark_small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from uniformerv2.train.optim import lr_at
+
+    cfg = tiny_train_config(
+        bright_dark_small,
+        tmp_path / "run",
+        "optim.epochs=2",
+        "eval.final_test=false",
+        "progress=true",
+        "tensorboard=true",
+    )
+    result = fit(cfg)
+    err = capsys.readouterr().err
+    assert "epoch 2" in err and "loss=" in err and "lr=" in err  # the tqdm bar's postfix
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    lr = [e.value for e in events.Scalars("train/lr")]
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]  # optimizer steps, 2 per epoch
+    assert lr == pytest.approx([lr_at(e + i / 2, cfg.optim) for e in (0, 1) for i in (0, 1)], rel=1e-6)
+    val = [e.value for e in events.Scalars("epoch/val_top1")]
+    assert val == [r["val_top1"] for r in result.history]

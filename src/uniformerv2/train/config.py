@@ -213,7 +213,8 @@ class TrainConfig:
     checkpoint_every_minutes: float = 15.0  # also save last.pt within an epoch after this much training (0 = off)
     checkpoint_every_steps: int = 0  # save last.pt every N optimizer steps instead (0 = use the minutes)
     device: str = "auto"  # "auto" (cuda:LOCAL_RANK when available, else cpu), "cpu" or "cuda"
-    progress: bool = True  # tqdm bar on rank 0
+    progress: bool = True  # tqdm bar on rank 0 with the running loss and the lr
+    tensorboard: bool = False  # also log step loss/lr and epoch metrics to output_dir/tensorboard (extra [train])
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""

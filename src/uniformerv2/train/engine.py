@@ -143,8 +143,8 @@ def train_one_epoch(
         start: iterations of this epoch already done (the loader skips them).
         carry: this process's totals (loss_sum, top1_hits, top5_hits, clips, skipped) of the
             iterations before ``start``.
-        after_step: called as ``after_step(next_iteration, totals)`` after every optimizer step
-            but the epoch's last, with this process's totals so far (e.g. to save a checkpoint).
+        after_step: called as ``after_step(next_iteration, totals)`` after every optimizer step,
+            with this process's totals so far (to log the step or save a checkpoint).
 
     Returns:
         ``loss``, ``top1``, ``top5`` (over all ranks and clips), ``count`` clips, ``skipped``
@@ -181,7 +181,7 @@ def train_one_epoch(
         bar.set_postfix(loss=f"{totals[0] / max(float(totals[3]), 1.0):.4f}", lr=f"{lr:.3g}", refresh=False)
         if last:
             _optimizer_step(model, optimizer, scaler, optim.clip_grad)
-            if after_step is not None and i + 1 < iters:
+            if after_step is not None:
                 after_step(i + 1, totals)
     bar.close()
     totals = all_reduce_sum(totals, ctx)

@@ -79,6 +79,7 @@ _logger = logging.getLogger(__name__)
 CONFIG_FILE = "train_config.json"
 BEST_MODEL_DIR = "best_model"
 TEST_METRICS = "test_metrics.json"
+TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclass
@@ -242,6 +243,42 @@ def _log_epoch(record: dict[str, Any], epochs: int) -> None:
     )
 
 
+class _Board:
+    """TensorBoard log of a run (rank 0): per optimizer step ``train/loss`` (this process's share of
+    the step's batch) and ``train/lr``, per epoch every number of the epoch record as ``epoch/<key>``.
+    Steps count optimizer steps from the start of training, so a resumed run continues the curves."""
+
+    def __init__(self, directory: Path, accum_steps: int) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise ImportError("tensorboard=true needs TensorBoard: pip install 'uniformerv2[train]'") from exc
+        self.writer = SummaryWriter(str(directory))
+        self.accum_steps = accum_steps
+        self.previous = torch.zeros(5, dtype=torch.float64)
+
+    def step(self, iteration: int, totals: torch.Tensor, lr: float) -> None:
+        """Log the optimizer step ending at global ``iteration``, from the epoch's running totals."""
+        done, self.previous = totals - self.previous, totals.clone()
+        step = -(-iteration // self.accum_steps)
+        if done[3] > 0:
+            self.writer.add_scalar("train/loss", float(done[0] / done[3]), step)
+        self.writer.add_scalar("train/lr", lr, step)
+
+    def begin_epoch(self, carry: torch.Tensor | None) -> None:
+        """The epoch's totals restart (from ``carry`` when resuming within it)."""
+        self.previous = torch.zeros(5, dtype=torch.float64) if carry is None else carry.clone()
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                self.writer.add_scalar(f"epoch/{key}", value, record["epoch"] + 1)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT) during :func:`fit`; the message says where a rerun resumes."""
 
@@ -307,6 +344,14 @@ def _train(
     if val_set is not None:
         val_loader = build_loader(val_set, config.eval.batch_size or batch, ctx, num_workers=workers)
     schedule = CheckpointSchedule(config.checkpoint_every_steps, config.checkpoint_every_minutes)
+    board = _Board(out / TENSORBOARD_DIR, config.optim.accum_steps) if config.tensorboard and ctx.is_primary else None
+    iters = len(train_loader)  # per epoch (no iteration skipped yet)
+
+    def after_step(iteration: int, totals: torch.Tensor) -> None:
+        if board is not None:
+            board.step(pos.epoch * iters + iteration, totals, optimizer.param_groups[0]["lr"])
+        if iteration < iters:
+            checkpoint_within_epoch(iteration, totals)
 
     def checkpoint_within_epoch(iteration: int, totals: torch.Tensor) -> None:
         due = schedule.due(iteration // config.optim.accum_steps) if ctx.is_primary or not schedule.timed else False
@@ -326,6 +371,8 @@ def _train(
         epoch = pos.epoch
         train_set.set_epoch(epoch)
         train_loader.sampler.set_epoch(epoch, skip=pos.iteration * batch)  # type: ignore[attr-defined]
+        if board is not None:
+            board.begin_epoch(pos.carry)
         stats = train_one_epoch(
             net,
             train_loader,
@@ -339,7 +386,7 @@ def _train(
             seed=config.seed,
             start=pos.iteration,
             carry=pos.carry,
-            after_step=checkpoint_within_epoch,
+            after_step=after_step,
         )
         if stats["count"] == 0:
             raise VideoLoadError(
@@ -360,8 +407,12 @@ def _train(
         if ctx.is_primary:
             _save_epoch(out, model, optimizer, scaler, config, pos, improved)
             _log_epoch(record, config.optim.epochs)
+            if board is not None:
+                board.epoch(record)
         committed.append((pos.epoch, 0))
         schedule.saved()
+    if board is not None:
+        board.close()
     barrier(ctx)
     best_model = _best_model(model, out, ctx)
     if ctx.is_primary:
