@@ -161,3 +161,33 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli([*args[:-1], "--size", "17"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {out}: size must be an even number >= 16 (H.264 4:2:0), got 17"]
+
+
+@pytest.mark.slow
+def test_tiny_model_learns_temporal_order_from_scratch(tmp_path: Path) -> None:
+    """A 2-block UniFormerV2 of width 32 trained by ``fit`` tells left->right from the same clips reversed.
+
+    A model blind to frame order cannot beat 50 % here (both classes have the same frames); 64
+    validation videos at >= 75 % are 4 standard deviations above that. 448 steps of batch 8 on
+    4-frame 32 px clips (~25 s of one CPU core); with these seeds the accuracy passes 90 % after
+    epoch 8 of 14 and ends at 98 %.
+    """
+    import torch
+
+    from uniformerv2.synthetic import learns_time_config
+    from uniformerv2.train import fit
+
+    data = make_synthetic(
+        tmp_path / "data", 320, "direction", frames=4, size=32, seed=0, val_fraction=0.2, progress=False
+    )
+    cfg = learns_time_config(data, tmp_path / "run", epochs=14, num_frames=4, seed=0)
+    cfg.model.arch.update(width=32, n_dim=32, heads=1, n_head=1, layers=2, return_list=[0, 1])
+    cfg.optim.base_lr = 3e-3
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = fit(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    accuracy = [r["val_top1"] for r in result.history]
+    assert accuracy[-1] >= 75.0, accuracy
