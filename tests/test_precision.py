@@ -108,6 +108,21 @@ def test_int8_predict(
     assert cli[0]["predictions"] != fp32
 
 
+def test_bf16_weights_leave_autocast_outputs_unchanged() -> None:
+    """Pre-cast matmul/conv weights give bit-identical outputs under autocast (autocast casts them anyway)."""
+    from conftest import make_tiny_model
+
+    model = make_tiny_model(temporal_downsample=True)  # with local MHRA convolutions
+    prepared, amp = prepare_model(model, precision="bf16")
+    assert amp == "bf16" and model.blocks[0].attn.in_proj_weight.dtype == torch.float32  # a copy by default
+    assert prepared.blocks[0].attn.in_proj_weight.dtype == torch.bfloat16
+    assert prepared.blocks[0].mlp.c_fc.weight.dtype == prepared.conv1.weight.dtype == torch.bfloat16
+    assert prepared.head.norm.weight.dtype == prepared.positional_embedding.dtype == torch.float32
+    x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
+        assert torch.equal(prepared(x), model(x))
+
+
 def test_combinations_that_do_not_exist(tmp_path: Path, tiny_model_dir: Path) -> None:
     with pytest.raises(ExportError, match=r"m\.onnx: bf16 runs as PyTorch autocast"):
         prepare_model(tmp_path / "m.onnx", runtime="onnxruntime", precision="bf16")

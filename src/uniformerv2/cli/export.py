@@ -104,7 +104,7 @@ def load_runtime_model(args: argparse.Namespace) -> tuple[Any, str | None]:
     if not onnx_source:
         if args.precision == "int8":  # refuse before loading the weights
             prepare_model(source or "the model", precision="int8")
-        return prepare_model(load_cli_model(args), precision=args.precision, amp_dtype=args.amp)
+        return prepare_model(load_cli_model(args), precision=args.precision, amp_dtype=args.amp, inplace=True)
     if not source:
         raise ValueError("--runtime onnxruntime needs --model FILE.onnx (see uniformerv2 export)")
     model, amp = prepare_model(

@@ -2,7 +2,9 @@
 
 - ``fp32``: the exact model (default).
 - ``bf16``: PyTorch autocast to bfloat16 (matrix multiplies and convolutions in bf16, the
-  backbone LayerNorms in fp32); PyTorch runtime only.
+  backbone LayerNorms in fp32), with the weights of those matrix multiplies and convolutions
+  stored in bf16 beforehand (:func:`autocast_weights`) so that autocast does not cast them again
+  at every forward; PyTorch runtime only.
 - ``int8``: onnxruntime dynamic quantization of an export (:func:`~uniformerv2.export.quantize_onnx`):
   MatMul/Gemm weights int8, activations quantized per batch at run time. PyTorch's own dynamic
   quantization (``torch.ao``, deprecated) is slower here, misses the fused q/k/v projection (a
@@ -14,6 +16,7 @@ See docs/deployment.md for the measured speed and agreement of each.
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from pathlib import Path
@@ -25,10 +28,27 @@ from torch import nn
 from uniformerv2.export.onnx import ExportError, quantize_onnx, read_onnx_metadata
 from uniformerv2.export.session import OnnxModel
 
-__all__ = ["Runtime", "Precision", "prepare_model", "onnx_providers"]
+__all__ = ["Runtime", "Precision", "autocast_weights", "prepare_model", "onnx_providers"]
 
 Runtime = Literal["torch", "onnxruntime"]
 Precision = Literal["fp32", "bf16", "int8"]
+
+
+def autocast_weights(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+    """Store the weights autocast would cast to ``dtype`` at every call in ``dtype`` already (in place).
+
+    These are the parameters of ``nn.Linear``, the convolutions and the packed q/k/v projection
+    of :class:`~uniformerv2.model.layers.Attention`: autocast runs those ops in ``dtype`` and casts
+    every floating argument, so under autocast the outputs are unchanged while the per-forward
+    casts of ~all the weights disappear. Everything else (LayerNorms, embeddings, the fusion
+    query and balance) keeps its dtype. Outside autocast the model is no longer an fp32 model.
+    """
+    from uniformerv2.model.layers import Attention
+
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, Attention)):
+            module.to(dtype)
+    return model
 
 
 def onnx_providers(device: str | torch.device | None) -> list[str]:
@@ -60,6 +80,7 @@ def prepare_model(
     precision: Precision = "fp32",
     device: str | torch.device | None = None,
     amp_dtype: str | None = None,
+    inplace: bool = False,
 ) -> tuple[nn.Module, str | None]:
     """The model to run and the autocast dtype to run it under.
 
@@ -70,6 +91,7 @@ def prepare_model(
         precision: "fp32" (exact), "bf16" or "int8" (see the module docstring).
         device: where to run; int8 runs on the CPU.
         amp_dtype: an autocast dtype asked for separately (``--amp``); must agree with ``precision``.
+        inplace: for bf16, cast a given model's weights in place instead of in a copy.
 
     Returns:
         (model, autocast dtype for the inference helpers' ``amp_dtype``).
@@ -97,4 +119,8 @@ def prepare_model(
             "and run --runtime onnxruntime --model m.onnx"
         )
     model, _ = resolve_model(source, device)
-    return model, "bf16" if precision == "bf16" else amp_dtype
+    if precision != "bf16":
+        return model, amp_dtype
+    if isinstance(source, nn.Module) and not inplace:
+        model = copy.deepcopy(model)
+    return autocast_weights(model), "bf16"
