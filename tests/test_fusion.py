@@ -113,3 +113,16 @@ def test_per_stage_queries_are_distinct_parameters(fusion: str) -> None:
         after = _stage_outputs(model)
     assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
     assert not torch.allclose(before[2], after[2])
+
+
+@pytest.mark.parametrize("fusion", ["parallel", "hierarchical_kv", "hierarchical_q"])
+def test_per_stage_queries_survive_save_and_load(tmp_path, fusion: str) -> None:
+    from uniformerv2 import load_model
+    from uniformerv2.weights import save_pretrained
+
+    model = _model(fusion)
+    loaded = load_model(str(save_pretrained(model, tmp_path / fusion))).eval()
+    assert loaded.config.fusion == fusion
+    assert torch.equal(loaded.fusion.query, model.fusion.query)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(_video()), model(_video()), rtol=0, atol=0)
