@@ -30,7 +30,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import av
 import numpy as np
@@ -38,6 +38,9 @@ from tqdm.auto import tqdm
 
 from uniformerv2.atomic import atomic_write, atomic_write_text
 from uniformerv2.errors import UniFormerV2Error
+
+if TYPE_CHECKING:
+    from uniformerv2.train.config import TrainConfig
 
 __all__ = [
     "TASKS",
@@ -48,9 +51,11 @@ __all__ = [
     "render_forward",
     "sample_params",
     "synthetic_clip",
+    "write_mp4",
+    "LEARNS_TIME_MODELS",
+    "learns_time_config",
 ]
 
-Task = Literal["direction", "approach"]
 TimeOrder = Literal["natural", "shuffled"]
 
 #: Class names of each task, in label order (class 1 is class 0 played backwards).
@@ -319,7 +324,7 @@ def learns_time_config(
     epochs: int = 6,
     num_frames: int = 8,
     seed: int = 0,
-) -> Any:
+) -> TrainConfig:
     """The small from-scratch recipe of ``docs/learning-time.md`` as a :class:`~uniformerv2.train.TrainConfig`.
 
     A 3-block ViT of width 64 (2 heads, 8 x 8 patches of 32 px crops, ``num_frames`` frames without
