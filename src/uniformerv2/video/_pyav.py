@@ -218,10 +218,6 @@ class PyAVReader(VideoReader):
         return self._frame_table().complete
 
     @property
-    def complete(self) -> bool:
-        return self._frame_table().complete
-
-    @property
     def fps(self) -> float:
         stream = self._stream()
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate

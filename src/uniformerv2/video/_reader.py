@@ -66,11 +66,6 @@ class VideoReader(abc.ABC):
         return True
 
     @property
-    def complete(self) -> bool:
-        """False when the file was cut short: fewer frames decode than its header announces."""
-        return True
-
-    @property
     def duration(self) -> float:
         """Length in seconds: ``num_frames / fps``."""
         return self.num_frames / self.fps
