@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from videogen import make_video, write_frame_folder
@@ -126,3 +128,11 @@ def test_training_lists_read_like_inference_lists(tmp_path):
     with pytest.raises(UniFormerV2Error, match="binary") as info:
         read_annotations(binary, data, 2)
     assert str(binary) in str(info.value)
+
+
+def test_predict_takes_a_frame_folder_directly(tmp_path, capsys, tiny_model_dir):
+    folder = write_frame_folder(tmp_path / "frames", 6)
+    out = tmp_path / "preds.json"
+    assert main(["predict", str(folder), "--model", str(tiny_model_dir), "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1 and rows[0]["video"] == str(folder) and not rows[0].get("error")

@@ -316,7 +316,7 @@ class PyAVReader(VideoReader):
                 f"corrupt data: {len(failed)} of {packets} packets do not decode (first{at}: {failed[0][1]})"
             )
         if flagged:
-            problems.append(f"{len(flagged)} frames decode with errors (first: frame {flagged[0]})")
+            problems.append(f"damaged frames (the decoder flags them): {len(flagged)}, first frame {flagged[0]}")
         if promised and decoded < promised:
             problems.append(f"truncated: the header promises {promised} frames, {decoded} decode")
         elif end is not None and last_time is not None and last_time + 2.5 / self.fps < end:
