@@ -1,4 +1,4 @@
-"""The test protocol of an evaluation, in words, and a fingerprint of a model and its settings.
+"""The test protocol of an evaluation, in words.
 
 Everything that changes a reported number is stated before an evaluation starts: frames and
 their sampling, views, resize and crop, normalisation, channel order, label order, decoding and
@@ -7,17 +7,13 @@ precision (official behaviour §3.3-3.4).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any
-
-import torch
 
 from uniformerv2.evaluation.lists import identify_label_set
 from uniformerv2.preprocess import PreprocessConfig
 
-__all__ = ["describe_protocol", "format_protocol", "fingerprint"]
+__all__ = ["describe_protocol", "format_protocol"]
 
 
 def _sampling(cfg: PreprocessConfig) -> str:
@@ -112,14 +108,3 @@ def format_protocol(protocol: dict[str, Any]) -> str:
     if "fingerprint" in protocol:
         rows.append(("fingerprint", protocol["fingerprint"]))
     return "\n".join(["evaluation protocol"] + [f"  {key + ':':<13}{value}" for key, value in rows])
-
-
-def fingerprint(model: torch.nn.Module, settings: dict[str, Any]) -> str:
-    """SHA-256 of every byte of the model's tensors (with names, dtypes, shapes) and of ``settings`` (JSON)."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        data = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}".encode())
-        digest.update(data.reshape(-1).view(torch.uint8).numpy())
-    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
