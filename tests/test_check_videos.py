@@ -209,3 +209,11 @@ def test_full_check_passes_sound_videos(tmp_path, name, kw):
     row = check_video(make_video(tmp_path / name, 30, **kw))
     assert row["ok"], row["error"]
     assert row["decodable"] == row["frames"] == 30 and row["header_frames"] in (30, None)
+
+
+@pytest.mark.slow  # starts two spawned processes
+def test_worker_processes_give_the_same_rows_in_order(files, damaged):
+    paths = [str(p) for p in (damaged["corrupt"], files["good"], files["missing"], damaged["cut_mkv"], files["short"])]
+    rows = check_videos(paths, min_frames=8, workers=2)
+    assert rows == check_videos(paths, min_frames=8)
+    assert [r["path"] for r in rows] == paths and [r["ok"] for r in rows] == [False, True, False, False, False]

@@ -8,6 +8,7 @@ from typing import Any
 
 from uniformerv2.atomic import atomic_write_csv, atomic_write_json
 from uniformerv2.cli._jobs import guarded, prepare_outputs
+from uniformerv2.cli._options import non_negative_int
 from uniformerv2.video.check import check_videos
 from uniformerv2.video.inputs import collect_videos
 
@@ -16,6 +17,7 @@ _EXAMPLE = """examples:
   uniformerv2 check-videos videos/ --min-frames 8 --json report.json
   uniformerv2 check-videos train.csv --root /data/k400 --csv report.csv
   uniformerv2 check-videos train.csv --fast          # header check only
+  uniformerv2 check-videos train.csv --workers 8      # 8 processes
 
 Every frame is decoded, so damage that training or prediction would hit later is found: corrupt
 data mid-file, files cut short (fewer frames than the header promises), frame folders with gaps
@@ -42,6 +44,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--root", help="folder that relative paths in list files are relative to (default: the list's)")
     parser.add_argument("--min-frames", type=int, default=1, help="report videos with fewer frames as bad (default 1)")
     parser.add_argument("--fast", action="store_true", help="check the header and first/last frame only")
+    parser.add_argument(
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="check videos in N parallel processes (default 0: in this one)",
+    )
     parser.add_argument("--json", metavar="OUT", help="write the results as a JSON list")
     parser.add_argument("--csv", metavar="OUT", help="write the results as CSV")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -78,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     """Check the videos; exit code 1 when any is bad, 2 on a usage error."""
     prepare_outputs({"--json": args.json, "--csv": args.csv})
     paths = collect_videos(args.inputs, root=args.root)
-    rows = check_videos(paths, args.min_frames, progress=not args.no_progress, fast=args.fast)
+    rows = check_videos(paths, args.min_frames, progress=not args.no_progress, fast=args.fast, workers=args.workers)
     _print_table(rows, args.fast)
     bad = sum(not r["ok"] for r in rows)
     print(f"{len(rows) - bad} of {len(rows)} videos ok, {bad} bad")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -75,7 +77,12 @@ def check_video(path: str | os.PathLike[str], min_frames: int = 1, *, fast: bool
 
 
 def check_videos(
-    paths: Iterable[str | os.PathLike[str]], min_frames: int = 1, progress: bool = False, *, fast: bool = False
+    paths: Iterable[str | os.PathLike[str]],
+    min_frames: int = 1,
+    progress: bool = False,
+    *,
+    fast: bool = False,
+    workers: int = 0,
 ) -> list[dict[str, Any]]:
     """:func:`check_video` for every path, in order.
 
@@ -84,10 +91,15 @@ def check_videos(
         min_frames: see :func:`check_video`.
         progress: show a tqdm progress bar on stderr.
         fast: header check only (see :func:`check_video`).
+        workers: processes that check videos in parallel; 0 checks them in this process.
 
     Returns:
-        One result dict per path.
+        One result dict per path, in the order of ``paths``.
     """
-    paths = list(paths)
-    bar = tqdm(paths, desc="check-videos", unit="video", disable=not progress)
-    return [check_video(p, min_frames, fast=fast) for p in bar]
+    paths = [os.fspath(p) for p in paths]
+    check = functools.partial(check_video, min_frames=min_frames, fast=fast)
+    bar = functools.partial(tqdm, total=len(paths), desc="check-videos", unit="video", disable=not progress)
+    if workers < 1 or len(paths) < 2:
+        return [check(p) for p in bar(paths)]
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(paths))) as pool:
+        return list(bar(pool.imap(check, paths)))
