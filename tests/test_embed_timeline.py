@@ -48,7 +48,7 @@ def test_embed_layer_tokens_come_from_the_middle_view(model, video) -> None:
     cfg = model.pretrained_cfg["preprocess"]  # 2 clips x 3 crops: the middle view is clip 1, centre crop
     with open_video(video) as reader, torch.no_grad():
         views = extract_views(reader, cfg)
-        ref = model.forward_intermediates(views[1 * 3 + 1 : 1 * 3 + 2], [0, 1])
+        ref = model.forward_tokens(views[1 * 3 + 1 : 1 * 3 + 2], [0, 1])
     out = embed([video, video], model, layers=[0, -1])
     assert set(out) == {"embedding", "cls", "patches"}
     assert sorted(out["cls"]) == [0, 1]

@@ -80,7 +80,7 @@ def test_stage_outputs_follow_the_paper_equations(fusion: str) -> None:
         else:
             video_token = expected[-1][:, 0]
         alpha = torch.sigmoid(model.balance)
-        frame_cls = model.forward_intermediates(_video(), layers=[])["class_tokens"].mean(dim=1)
+        frame_cls = model.forward_tokens(_video(), layers=[])["class_tokens"].mean(dim=1)
         torch.testing.assert_close(features, (1 - alpha) * video_token + alpha * frame_cls, rtol=0, atol=1e-5)
 
 

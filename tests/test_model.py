@@ -29,7 +29,7 @@ def test_fresh_model_is_clip_plus_identity_blocks() -> None:
     """Zero-initialised query, out_proj, c_proj and balance: features = 0.5 * mean of final class tokens."""
     model = UniFormerV2(tiny(local_mhra="double")).eval()
     with torch.no_grad():
-        out = model.forward_intermediates(video())
+        out = model.forward_tokens(video())
     torch.testing.assert_close(out["features"], 0.5 * out["class_tokens"].mean(1))
 
 
@@ -58,7 +58,7 @@ def test_odd_frames_with_temporal_downsampling_is_an_error() -> None:
 def test_temporal_downsampling_halves_frames() -> None:
     model = UniFormerV2(tiny(temporal_downsample=True)).eval()
     with torch.no_grad():
-        out = model.forward_intermediates(video(t=8), layers=[0])
+        out = model.forward_tokens(video(t=8), layers=[0])
     assert out["cls"][0].shape == (2, 4, 64)
     assert out["patches"][0].shape == (2, 4, 2, 2, 64)
 
@@ -70,7 +70,7 @@ def test_other_resolutions_interpolate_position_embedding() -> None:
     torch.testing.assert_close(model._pos_embed((2, 2)), model.positional_embedding)
     with torch.no_grad():
         assert model(video(h=64, w=96)).shape == (2, 5)
-        out = model.forward_intermediates(video(h=48, w=80), layers=[-1])
+        out = model.forward_tokens(video(h=48, w=80), layers=[-1])
     assert out["patches"][2].shape == (2, 4, 3, 5, 64)
 
 
@@ -107,7 +107,7 @@ def test_frozen_variant_outputs_query_only() -> None:
     model = randomise(UniFormerV2(tiny(frozen=True))).eval()
     assert model.balance is None and "balance" not in model.state_dict()
     with torch.no_grad():
-        out = model.forward_intermediates(video())
+        out = model.forward_tokens(video())
         stages: list[torch.Tensor] = []
         x, frames, grid = model.embed(video())
         for i, block in enumerate(model.blocks):

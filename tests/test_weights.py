@@ -152,7 +152,7 @@ def test_clip_initialised_model_outputs_half_the_clip_class_token(tmp_path) -> N
     model = UniFormerV2(tiny()).eval()
     load_weights(model, path)
     with torch.no_grad():
-        frames = source.forward_intermediates(video())["class_tokens"]
+        frames = source.forward_tokens(video())["class_tokens"]
         torch.testing.assert_close(model.forward_features(video()), 0.5 * frames.mean(1))
 
 
@@ -166,7 +166,7 @@ def test_torchscript_clip_archive_loads_like_openai_release(tmp_path) -> None:
     model = UniFormerV2(tiny()).eval()
     assert load_weights(model, path).source_format == "clip"
     with torch.no_grad():
-        frames = source.forward_intermediates(video())["class_tokens"]
+        frames = source.forward_tokens(video())["class_tokens"]
         torch.testing.assert_close(model.forward_features(video()), 0.5 * frames.mean(1))
 
 

@@ -198,7 +198,7 @@ def _forward(
         if layers is None:
             out = {"features": net.forward_features(views)}
         else:
-            inter = net.forward_intermediates(views, layers)
+            inter = net.forward_tokens(views, layers)
             out = {"features": inter["features"]}
             out.update({f"cls.{i}": t for i, t in inter["cls"].items()})
             out.update({f"patches.{i}": t for i, t in inter["patches"].items()})

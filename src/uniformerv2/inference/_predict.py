@@ -177,7 +177,7 @@ def embed_many(
     def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
         if keep is None:
             return {"features": net.forward_features(x)}
-        out = net.forward_intermediates(x, keep)
+        out = net.forward_tokens(x, keep)
         tokens = {f"cls.{i}": t for i, t in out["cls"].items()}
         tokens.update({f"patches.{i}": t for i, t in out["patches"].items()})
         return {"features": out["features"], **tokens}

@@ -143,8 +143,9 @@ class UniFormerV2(nn.Module):
         """(B, 3, T, H, W) -> fused video representation (B, n), the input of the head's LayerNorm."""
         return self._trunk(x)[0]
 
-    def forward_intermediates(self, x: torch.Tensor, layers: list[int] | None = None) -> dict[str, Any]:
-        """Features plus per-layer tokens.
+    def forward_tokens(self, x: torch.Tensor, layers: list[int] | None = None) -> dict[str, Any]:
+        """Features plus per-layer tokens (a dict; unlike timm's ``forward_intermediates``, which returns
+        a tuple of the final output and a list of feature maps).
 
         Returns a dict with ``features`` (B, n), ``class_tokens`` (B, T', C) from the last block,
         ``cls`` mapping each requested block index to its per-frame class tokens (B, T', C) and
