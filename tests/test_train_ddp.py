@@ -150,8 +150,8 @@ def _config(data: Path, out: Path, arch: str, *overrides: str) -> TrainConfig:
     return tiny_train_config(
         data,
         out,
-        "optim.epochs=2",
-        "optim.global_batch_size=4",
+        "optim.epochs=1",
+        "optim.global_batch_size=2",
         "eval.batch_size=2",
         "eval.final_test=false",
         f'model.arch={{{_TINY}, "return_list": [0, 1], {_NO_DROPOUT}{arch}}}',
@@ -164,11 +164,11 @@ def test_two_gloo_processes_equal_one_process(
 ) -> None:
     two = _two_processes(_config(eight_videos, tmp_path / "two", ""), tmp_path)
     one = _one_process(_config(eight_videos, tmp_path / "one", ""), tmp_path, monkeypatch)
-    _compare(one, two, global_batch=4, atol=1e-5)
+    _compare(one, two, global_batch=2, atol=1e-5)
     assert two[0]["seed"] != two[1]["seed"]  # each rank seeds its own dropout / drop-path draws
     records = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
-    # 8 videos, global batch 4 -> 2 per process, 2 steps each: 8 clips counted over both ranks
-    assert len(records) == 2 and records[0]["train_clips"] == 8 and "val_top1" in records[0]
+    # 8 videos, global batch 2 -> 1 per process, 4 steps each: 8 clips counted over both ranks
+    assert len(records) == 1 and records[0]["train_clips"] == 8 and "val_top1" in records[0]
     assert not [p for p in (tmp_path / "two").iterdir() if ".uv2tmp-" in p.name]
 
 
@@ -178,6 +178,6 @@ def test_sync_batchnorm_over_two_processes_equals_one_process(
     local = ', "local_mhra": "single"'  # a BatchNorm3d in every backbone block
     two = _two_processes(_config(eight_videos, tmp_path / "two", local, "model.sync_bn=true"), tmp_path)
     one = _one_process(_config(eight_videos, tmp_path / "one", local, "model.sync_bn=true"), tmp_path, monkeypatch)
-    _compare(one, two, global_batch=4, atol=1e-4)
+    _compare(one, two, global_batch=2, atol=1e-4)
     running = [k for k in one["weights"] if k.endswith("running_var")]
     assert running and not any(torch.equal(one["weights"][k], torch.ones_like(one["weights"][k])) for k in running)

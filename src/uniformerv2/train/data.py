@@ -355,7 +355,7 @@ class ShardSampler(Sampler[int]):
     def __init__(self, length: int, rank: int, world_size: int) -> None:
         self.indices = list(range(rank, length, world_size))
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[int]:
         return iter(self.indices)
 
     def __len__(self) -> int:
@@ -374,7 +374,7 @@ class ResumableSampler(DistributedSampler):
         super().set_epoch(epoch)
         self.skip = skip
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[int]:
         return itertools.islice(super().__iter__(), self.skip, None)
 
     def __len__(self) -> int:

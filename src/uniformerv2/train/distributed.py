@@ -129,8 +129,10 @@ class SyncBatchNorm3d(nn.BatchNorm3d):
 
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
-        self.num_batches_tracked.add_(1)  # type: ignore[union-attr]
-        factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        tracked = self.num_batches_tracked
+        assert tracked is not None  # track_running_stats
+        tracked.add_(1)
+        factor = self.momentum if self.momentum is not None else 1.0 / float(tracked)
         self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)  # type: ignore[union-attr]
         self.running_var.lerp_(unbiased_var.to(self.running_var.dtype), factor)  # type: ignore[union-attr]
 

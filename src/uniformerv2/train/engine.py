@@ -203,8 +203,8 @@ def _train_step(
     """Forward and backward of one micro-batch; returns (loss_sum, hit1, hit5, count)."""
     inputs = batch.inputs.to(device, non_blocking=True)
     labels = batch.labels.to(device, non_blocking=True)
-    no_sync = not sync and isinstance(model, DistributedDataParallel)
-    with model.no_sync() if no_sync else contextlib.nullcontext():
+    window = model.no_sync() if not sync and isinstance(model, DistributedDataParallel) else contextlib.nullcontext()
+    with window:
         with autocast(device, amp):
             logits = model(inputs)
         loss = F.cross_entropy(logits.float(), labels)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -51,7 +51,6 @@ from uniformerv2.train.distributed import (
     cleanup,
     convert_sync_batchnorm,
     init_distributed,
-    unwrap,
     wrap_model,
 )
 from uniformerv2.train.engine import (
@@ -121,14 +120,21 @@ def _datasets(config: TrainConfig) -> tuple[VideoListDataset, VideoListDataset |
     if not data.train_list:
         raise ValueError("data.train_list is empty: give the training annotation file")
     preprocess = data.preprocess()
-    common = dict(frame_template=data.frame_template, seed=config.seed, skip_bad_videos=data.skip_bad_videos)
-    train = VideoListDataset(
-        read_annotations(data.train_list, data, classes), preprocess, "train", aug=config.aug, **common
-    )
-    val = None
-    if data.val_list:
-        val = VideoListDataset(read_annotations(data.val_list, data, classes), preprocess, "val", **common)
-    return train, val
+
+    def dataset(source: str, mode: Literal["train", "val"]) -> VideoListDataset:
+        items = read_annotations(source, data, classes)
+        aug = config.aug if mode == "train" else None
+        return VideoListDataset(
+            items,
+            preprocess,
+            mode,
+            aug=aug,
+            frame_template=data.frame_template,
+            seed=config.seed,
+            skip_bad_videos=data.skip_bad_videos,
+        )
+
+    return dataset(data.train_list, "train"), dataset(data.val_list, "val") if data.val_list else None
 
 
 class CheckpointSchedule:
@@ -192,10 +198,11 @@ def _resume(
     scaler.load_state_dict(state["scaler"])
     ckpt.set_rng_state(state["rng"])
     epoch, iteration = state.get("next_epoch", state["epoch"] + 1), state.get("next_step", 0)
-    history = _stored_history(state, path.parent, epoch)
+    out = Path(config.output_dir)
+    history = _stored_history(state, out, epoch)
     carry = state.get("totals") if ctx.is_primary else None  # summed over ranks when saved
     if ctx.is_primary:
-        _repair_outputs(path.parent, state, history)
+        _repair_outputs(out, state, history)
     where = f"epoch {epoch + 1} step {iteration}" if iteration else f"the start of epoch {epoch + 1}"
     _logger.info("resumed from %s at %s", path, where)
     return _Position(epoch, iteration, (float(state["best_top1"]), int(state["best_epoch"])), history, carry)
@@ -489,7 +496,7 @@ def _repair_outputs(out: Path, state: dict[str, Any], history: list[dict[str, An
 
 def _best_model(model: UniFormerV2, out: Path, ctx: DistContext) -> UniFormerV2:
     """A copy of ``model`` with the weights of ``best.pt`` (the last weights when there is none)."""
-    best = copy.deepcopy(unwrap(model))
+    best: UniFormerV2 = copy.deepcopy(model)
     path = out / ckpt.BEST
     if path.is_file():
         best.load_state_dict(ckpt.load_state(path, map_location=ctx.device)["model"])
