@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ def _from_file(path: Path, num_classes: int | None, overrides: dict[str, Any]) -
 
 
 def load_model(
-    source: str | Path,
+    source: str | os.PathLike[str],
     *,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
@@ -153,7 +154,7 @@ def load_model(
     return model.to(device=device, dtype=dtype).eval()
 
 
-def from_pretrained(source: str | Path, **kwargs: Any) -> UniFormerV2:
+def from_pretrained(source: str | os.PathLike[str], **kwargs: Any) -> UniFormerV2:
     """:func:`load_model` under the Hugging Face name: a Hub repo id (``org/name``), a model
     directory, a checkpoint file or a zoo name; same keyword arguments, eval mode."""
     return load_model(source, **kwargs)

@@ -183,6 +183,13 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def atomic_save_npy(array: Any, path: str | os.PathLike[str]) -> Path:
+    """``numpy.save(array)`` to ``path`` atomically (the name should end in ``.npy``)."""
+    import numpy as np
+
+    return atomic_write(path, lambda tmp: np.save(tmp, array))
+
+
 def atomic_savefig(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
     """Save a matplotlib figure to ``path`` atomically (format from the suffix).
 

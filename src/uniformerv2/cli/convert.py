@@ -96,7 +96,7 @@ def write(model: Any, dst: str, fmt: str) -> None:
         save_pretrained(model, dst)
         return
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    converted = from_ours(state, fmt)
+    converted = from_ours(state, "official" if fmt == "official" else "mmaction2")
     atomic_torch_save(converted if fmt == "official" else {"state_dict": converted}, Path(dst))
 
 

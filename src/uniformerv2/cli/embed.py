@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from uniformerv2.atomic import NAME_MAX, atomic_write, atomic_write_csv, short_name
+from uniformerv2.atomic import NAME_MAX, atomic_save_npy, atomic_write_csv, short_name
 from uniformerv2.cli._jobs import guarded, load_cli_model, prepare_outputs, run_options, sharded_or_local
 from uniformerv2.cli._options import add_model_args, add_overwrite_arg, add_run_args, add_views_arg, positive_int
 from uniformerv2.inference import Result, embed_many
@@ -86,7 +86,7 @@ def _saver(out: Path) -> Any:
             return {"video": result.video, "error": result.error}
         name = embedding_name(result.video)
         vector = result.value.numpy().astype(np.float32)
-        atomic_write(out / name, lambda tmp: np.save(tmp, vector))
+        atomic_save_npy(vector, out / name)
         return {"video": result.video, "file": name, "dim": int(result.value.shape[0])}
 
     return to_record

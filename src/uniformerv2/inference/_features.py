@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from uniformerv2.atomic import atomic_write, atomic_write_json
+from uniformerv2.atomic import atomic_save_npy, atomic_write_json
 from uniformerv2.errors import VideoDecodeError
 from uniformerv2.inference._timeline import _frames_to_windows, _resolve_lengths, _stream_windows
 from uniformerv2.inference.engine import (
@@ -283,9 +283,8 @@ def save_snippet_features(value: SnippetFeatures, out: Path, video_id: str) -> d
     arrays.update({f"patches.{i}": t for i, t in value.patches.items()})
     names = {}
     for key, tensor in arrays.items():
-        array = tensor.numpy().astype(np.float32)
         names[key] = f"{video_id}.npy" if key == "features" else f"{video_id}.{key.replace('.', '')}.npy"
-        atomic_write(out / names[key], lambda tmp, a=array: np.save(tmp, a))
+        atomic_save_npy(tensor.numpy().astype(np.float32), out / names[key])
     entry: dict[str, Any] = {"id": video_id, "file": names.pop("features"), "dim": int(value.features.shape[1])}
     entry["tokens"] = names
     entry.update(window=value.window, feature_stride=value.stride, **with_times(value))

@@ -74,7 +74,7 @@ class Result:
             raise VideoDecodeError(self.video, self.error)
 
 
-def resolve_model(model: Any, device: str | torch.device | None = None) -> tuple[torch.nn.Module, torch.device]:
+def resolve_model(model: Any, device: str | torch.device | None = None) -> tuple[Any, torch.device]:
     """An eval-mode model and the device it runs on.
 
     Args:
@@ -91,7 +91,7 @@ def resolve_model(model: Any, device: str | torch.device | None = None) -> tuple
         from uniformerv2.api import load_model
         from uniformerv2.zoo import DEFAULT_MODEL
 
-        if os.fspath(model or "").endswith(".onnx"):  # an export runs with onnxruntime on the CPU
+        if model is not None and os.fspath(model).endswith(".onnx"):  # an export runs with onnxruntime on the CPU
             from uniformerv2.export import load_onnx
 
             return load_onnx(model), torch.device("cpu")
@@ -105,7 +105,7 @@ def resolve_model(model: Any, device: str | torch.device | None = None) -> tuple
     return model.eval(), target
 
 
-def model_labels(model: torch.nn.Module) -> list[str]:
+def model_labels(model: Any) -> list[str]:
     """Class names in head order (``pretrained_cfg["labels"]``, else ``LABEL_i``)."""
     labels = getattr(model, "pretrained_cfg", {}).get("labels")
     return list(labels) if labels else [f"LABEL_{i}" for i in range(model.config.num_classes)]

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -35,12 +37,10 @@ class GlobalUniBlock(nn.Module):
         self.ln_2 = nn.LayerNorm(dim)
         self.mlp = clip_mlp(dim, round(mlp_factor * dim), dropout=dropout)
         self.drop_path = DropPath(drop_path)
-        nn.init.zeros_(self.dpe.bias)
-        nn.init.zeros_(self.attn.out_proj.weight)
-        nn.init.zeros_(self.attn.out_proj.bias)
-        nn.init.xavier_uniform_(self.mlp.c_fc.weight)
-        nn.init.zeros_(self.mlp.c_proj.weight)
-        nn.init.zeros_(self.mlp.c_proj.bias)
+        c_fc, c_proj = cast(nn.Linear, self.mlp.c_fc), cast(nn.Linear, self.mlp.c_proj)
+        for param in (self.dpe.bias, self.attn.out_proj.weight, self.attn.out_proj.bias, c_proj.weight, c_proj.bias):
+            nn.init.zeros_(cast(torch.Tensor, param))
+        nn.init.xavier_uniform_(c_fc.weight)
 
     def tokens(self, x: torch.Tensor, frames: int, grid: tuple[int, int]) -> torch.Tensor:
         """Keys/values of this stage: (B*T', 1+h*w, C) -> (B, T'*(1+h*w), C) with DPE added."""

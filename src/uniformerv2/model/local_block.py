@@ -33,7 +33,7 @@ class LocalTemporalMHRA(nn.Module):
         )
         self.expand = nn.Conv3d(reduced, dim, kernel_size=1)
         nn.init.zeros_(self.expand.weight)
-        nn.init.zeros_(self.expand.bias)
+        nn.init.zeros_(self.expand.bias)  # type: ignore[arg-type]  # Conv3d has bias=True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, T, h, w) -> (B, C, T, h, w); the residual is added by the caller."""

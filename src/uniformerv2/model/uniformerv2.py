@@ -7,7 +7,7 @@ Shapes: input (B, 3, T, H, W) float, normalised; tokens inside are batch-first
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -120,7 +120,7 @@ class UniFormerV2(nn.Module):
             else:
                 x = block(x, frames, grid)
             if i in self._stage_of:
-                stage = self.global_blocks[self._stage_of[i]]
+                stage = cast(GlobalUniBlock, self.global_blocks[self._stage_of[i]])
                 outputs.append(self.fusion.stage(stage, stage.tokens(x, frames, grid), outputs))
             if keep is not None and i in keep:
                 kept[i] = x.reshape(-1, frames, *x.shape[1:])

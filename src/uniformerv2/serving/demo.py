@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -143,7 +143,7 @@ def analyse(video: str | None, source: str, cache: ModelCache, config: DemoConfi
     try:
         frames, seconds = _check_limits(video, config)
         model = cache.get(source)
-        predictions = predict(video, model, top_k=5)
+        predictions = cast(list[dict[str, Any]], predict(video, model, top_k=5))  # one video: one list
         outcome = Outcome(f"{name}: {frames} frames, {seconds:.1f} s; model `{source}`", predictions)
         outcome.strip = _sampled_strip(video, model)
         if seconds >= config.timeline_min_windows * config.timeline_seconds:
@@ -186,7 +186,7 @@ def _sampled_strip(video: str, model: Any) -> np.ndarray:
         frames = reader.get_frames(indices).numpy()
     height, width = frames.shape[1:3]
     size = (max(1, round(width * STRIP_HEIGHT / height)), STRIP_HEIGHT)
-    tiles = [np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR)) for f in frames]
+    tiles = [np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BILINEAR)) for f in frames]
     gap = np.full((STRIP_HEIGHT, 4, 3), 255, np.uint8)
     return np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1)
 

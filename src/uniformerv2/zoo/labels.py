@@ -70,7 +70,7 @@ def _load_set(name: str) -> tuple[str, ...]:
 
 
 def _read_resource(filename: str) -> str:
-    return resources.files("uniformerv2.zoo").joinpath("labels", filename).read_text(encoding="utf-8")
+    return resources.files("uniformerv2.zoo").joinpath("labels").joinpath(filename).read_text(encoding="utf-8")
 
 
 def _strip_index(line: str) -> str:
@@ -133,7 +133,8 @@ def read_label_file(path: str | os.PathLike[str], expected: int | None = None) -
         ) from None
     lines = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
     if lines and all(_INDEXED_LINE.match(line) for line in lines):
-        pairs = [(int(m["idx"]), m["name"].strip()) for m in map(_INDEXED_LINE.match, lines)]
+        matches = [m for m in map(_INDEXED_LINE.match, lines) if m is not None]
+        pairs = [(int(m["idx"]), m["name"].strip()) for m in matches]
         names = _order_by_index(pairs, path)
     elif len(lines) > 1 and all(_CSV_LINE.match(line) for line in lines[1:]):
         rows = list(csv.reader(lines[1:] if not _CSV_LINE.match(lines[0]) else lines))
