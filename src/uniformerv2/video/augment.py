@@ -231,32 +231,34 @@ def apply_op(frames: torch.Tensor, name: str, arg: float | None, fill: int = 128
         return _equalize(x)
     if name == "Invert":
         return 255 - x
+    if arg is None:
+        raise ValueError(f"op {name!r} needs an argument")
     if name == "PosterizeIncreasing":
-        bits = int(arg)  # type: ignore[arg-type]
+        bits = int(arg)
         return x if bits >= 8 else x & (~(2 ** (8 - bits) - 1) & 0xFF)
     if name == "SolarizeIncreasing":
-        return torch.where(x.int() < int(arg), x, 255 - x)  # type: ignore[arg-type]
+        return torch.where(x.int() < int(arg), x, 255 - x)
     if name == "SolarizeAdd":
-        return torch.where(x < 128, (x.int() + int(arg)).clamp(max=255).to(torch.uint8), x)  # type: ignore[arg-type]
+        return torch.where(x < 128, (x.int() + int(arg)).clamp(max=255).to(torch.uint8), x)
     if name == "ColorIncreasing":
-        return _blend(_grey(x).expand_as(x), x, arg)  # type: ignore[arg-type]
+        return _blend(_grey(x).expand_as(x), x, arg)
     if name == "ContrastIncreasing":
         mean = (_grey(x).float().mean(dim=(1, 2, 3), keepdim=True) + 0.5).floor()
-        return _blend(mean.expand_as(x), x, arg)  # type: ignore[arg-type]
+        return _blend(mean.expand_as(x), x, arg)
     if name == "BrightnessIncreasing":
-        return _blend(torch.zeros_like(x), x, arg)  # type: ignore[arg-type]
+        return _blend(torch.zeros_like(x), x, arg)
     if name == "SharpnessIncreasing":
-        return _blend(_smooth(x), x, arg)  # type: ignore[arg-type]
+        return _blend(_smooth(x), x, arg)
     geometric = {
-        "Rotate": lambda: _rotate_matrix(arg, h, w),  # type: ignore[arg-type]
+        "Rotate": lambda: _rotate_matrix(arg, h, w),
         "ShearX": lambda: (1, arg, 0, 0, 1, 0),
         "ShearY": lambda: (1, 0, 0, arg, 1, 0),
-        "TranslateXRel": lambda: (1, 0, arg * w, 0, 1, 0),  # type: ignore[operator]
-        "TranslateYRel": lambda: (1, 0, 0, 0, 1, arg * h),  # type: ignore[operator]
+        "TranslateXRel": lambda: (1, 0, arg * w, 0, 1, 0),
+        "TranslateYRel": lambda: (1, 0, 0, 0, 1, arg * h),
     }
     if name not in geometric:
         raise ValueError(f"unknown op {name!r}; expected one of {OPS}")
-    return _affine(x, geometric[name](), fill)  # type: ignore[arg-type]
+    return _affine(x, geometric[name](), fill)
 
 
 class ClipRandAugment:
