@@ -178,6 +178,6 @@ def test_sync_batchnorm_over_two_processes_equals_one_process(
     local = ', "local_mhra": "single"'  # a BatchNorm3d in every backbone block
     two = _two_processes(_config(eight_videos, tmp_path / "two", local, "model.sync_bn=true"), tmp_path)
     one = _one_process(_config(eight_videos, tmp_path / "one", local, "model.sync_bn=true"), tmp_path, monkeypatch)
-    _compare(one, two, global_batch=2, atol=1e-4)
+    _compare(one, two, global_batch=2, atol=1e-5)  # measured below 1e-6; without sync_bn 1.7e-4 at step 2
     running = [k for k in one["weights"] if k.endswith("running_var")]
     assert running and not any(torch.equal(one["weights"][k], torch.ones_like(one["weights"][k])) for k in running)
