@@ -283,3 +283,33 @@ def test_progress_bar_and_tensorboard_show_loss_and_lr(
     assert lr == pytest.approx([lr_at(e + i / 2, cfg.optim) for e in (0, 1) for i in (0, 1)], rel=1e-6)
     val = [e.value for e in events.Scalars("epoch/val_top1")]
     assert val == [r["val_top1"] for r in result.history]
+
+
+def test_sigterm_saves_at_the_next_step_and_stops(
+    bright_dark_small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from uniformerv2.train.trainer import TrainingInterrupted
+
+    run = ("optim.epochs=1", "optim.batch_size=1", "checkpoint_every_minutes=0", "eval.final_test=false")
+    cfg = tiny_train_config(bright_dark_small, tmp_path / "run", *run)
+    real_step = torch.optim.AdamW.step
+    steps: list[int] = []
+
+    def step(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        steps.append(1)
+        if len(steps) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # a scheduler's preemption notice during step 2
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match="resume from epoch 1 step 2"):
+        fit(cfg)
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is only installed while training
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert (state["next_epoch"], state["next_step"]) == (0, 2) and len(steps) == 2
+    steps.clear()
+    result = fit(cfg)
+    assert len(steps) == 2 and result.history[0]["train_clips"] == 4

@@ -23,6 +23,8 @@ import copy
 import json
 import logging
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -287,7 +289,31 @@ class _Board:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) during :func:`fit`; the message says where a rerun resumes."""
+    """Ctrl-C (SIGINT) or SIGTERM during :func:`fit`; the message says where a rerun resumes."""
+
+
+class _TerminationNotice:
+    """While training (in the main thread), SIGTERM - a scheduler's preemption notice - only sets
+    :attr:`requested`: the run then saves ``last.pt`` after the current optimizer step and stops
+    with :class:`TrainingInterrupted`, instead of dying mid-step and losing the work since the last
+    checkpoint. The previous handler is restored afterwards."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _TerminationNotice:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._notice)
+        return self
+
+    def _notice(self, signum: int, frame: Any) -> None:
+        _logger.warning("SIGTERM: saving a checkpoint after this optimizer step, then stopping")
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 def _interrupted(committed: tuple[int, int] | None, epochs: int) -> TrainingInterrupted:
@@ -321,7 +347,8 @@ def _run(config: TrainConfig, ctx: DistContext) -> FitResult:
         pos = _resume(resume_path, model, optimizer, scaler, config, ctx)
     committed = [(pos.epoch, pos.iteration)] if resume_path is not None else []  # positions saved so far
     try:
-        return _train(config, ctx, out, model, optimizer, scaler, amp, train_set, val_set, pos, committed)
+        with _TerminationNotice() as notice:
+            return _train(config, ctx, out, model, optimizer, scaler, amp, train_set, val_set, pos, committed, notice)
     except KeyboardInterrupt:
         raise _interrupted(committed[-1] if committed else None, config.optim.epochs) from None
 
@@ -338,9 +365,10 @@ def _train(
     val_set: VideoListDataset | None,
     pos: _Position,
     committed: list[tuple[int, int]],
+    notice: _TerminationNotice,
 ) -> FitResult:
     """The epochs from ``pos`` on, then the export and the test; appends every saved position
-    to ``committed``."""
+    to ``committed``; stops after a save when ``notice`` is set (on every rank at the same step)."""
     net = wrap_model(model, ctx)
     batch = per_process_batch(config.optim, ctx.world_size)
     workers = config.data.num_workers
@@ -360,11 +388,17 @@ def _train(
         if iteration < iters:
             checkpoint_within_epoch(iteration, totals)
 
+    def stop_requested() -> bool:
+        """SIGTERM reached any rank (every rank asks at the same step)."""
+        return bool(all_reduce_sum(torch.tensor([float(notice.requested)], dtype=torch.float64), ctx)[0] > 0)
+
     def checkpoint_within_epoch(iteration: int, totals: torch.Tensor) -> None:
         due = schedule.due(iteration // config.optim.accum_steps) if ctx.is_primary or not schedule.timed else False
-        if schedule.timed and ctx.distributed:  # rank 0's clock decides for every rank
-            due = bool(all_reduce_sum(torch.tensor([float(due)], dtype=torch.float64), ctx)[0] > 0)
-        if not due:
+        flags = torch.tensor([float(due), float(notice.requested)], dtype=torch.float64)
+        if ctx.distributed:  # rank 0's clock decides for every rank; a SIGTERM on any rank stops all
+            flags = all_reduce_sum(flags, ctx)
+        due, stop = bool(flags[0] > 0), bool(flags[1] > 0)
+        if not (due or stop):
             return
         summed = all_reduce_sum(totals.clone(), ctx)
         if ctx.is_primary:
@@ -373,6 +407,8 @@ def _train(
             _logger.info("saved %s at epoch %d step %d", out / ckpt.LAST, pos.epoch + 1, iteration)
         committed.append((pos.epoch, iteration))
         schedule.saved()
+        if stop:
+            raise _interrupted(committed[-1], config.optim.epochs)
 
     while pos.epoch < config.optim.epochs:
         epoch = pos.epoch
@@ -418,6 +454,8 @@ def _train(
                 board.epoch(record)
         committed.append((pos.epoch, 0))
         schedule.saved()
+        if pos.epoch < config.optim.epochs and stop_requested():
+            raise _interrupted(committed[-1], config.optim.epochs)
     if board is not None:
         board.close()
     barrier(ctx)
