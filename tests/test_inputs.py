@@ -10,7 +10,7 @@ from videogen import make_video, write_frame_folder
 
 from uniformerv2.cli.main import main
 from uniformerv2.errors import InputError, UniFormerV2Error
-from uniformerv2.inference.inputs import collect_videos
+from uniformerv2.video.inputs import collect_videos
 
 
 def _touch(path):

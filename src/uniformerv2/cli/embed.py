@@ -23,8 +23,8 @@ from uniformerv2.inference._features import (
     snippet_lengths,
     write_feature_index,
 )
-from uniformerv2.inference.inputs import collect_videos
 from uniformerv2.inference.sharding import job_fingerprint
+from uniformerv2.video.inputs import collect_videos
 
 _EXAMPLE = """examples:
   uniformerv2 embed videos/ --out features/

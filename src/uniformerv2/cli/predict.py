@@ -11,8 +11,8 @@ from uniformerv2.cli._jobs import guarded, prepare_outputs, run_options, sharded
 from uniformerv2.cli._options import add_model_args, add_overwrite_arg, add_run_args, add_views_arg, positive_int
 from uniformerv2.cli.export import add_runtime_args, load_runtime_model
 from uniformerv2.inference import Result, predict_many
-from uniformerv2.inference.inputs import collect_videos
 from uniformerv2.inference.sharding import job_fingerprint
+from uniformerv2.video.inputs import collect_videos
 
 _EXAMPLE = """examples:
   uniformerv2 predict assets/sample.mp4
