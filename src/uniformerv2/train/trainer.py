@@ -13,6 +13,11 @@ same command (``resume="auto"``) first repairs what the kill left behind (``best
 epoch, the metrics and the curves are rewritten from ``last.pt``), then continues; ``best_model/``
 and ``test_metrics.json`` are rewritten at the end of every run, so they always match ``best.pt``.
 
+Within an epoch ``last.pt`` is also saved every ``checkpoint_every_minutes`` (or
+``checkpoint_every_steps``) and on SIGTERM; a resumed run continues at that optimizer step with the
+same batches, dropout masks and running totals. Ctrl-C and SIGTERM end :func:`fit` with
+:class:`TrainingInterrupted`, whose message says where the same command resumes.
+
 Only rank 0 writes files; every rank reads ``best.pt`` at the end, so with several nodes the
 output directory must be on a shared filesystem (as it must for resuming).
 """
@@ -109,6 +114,12 @@ def fit(config: TrainConfig) -> FitResult:
 
     Launch it under ``torchrun`` for several processes; without torchrun it trains in this
     process on ``config.device``.
+
+    Raises:
+        TrainingInterrupted: Ctrl-C or SIGTERM (the message names the epoch and step to resume from).
+        VideoLoadError: a video failed (without ``data.skip_bad_videos``), or every video of an epoch did.
+        NonFiniteLossError: the loss became NaN or infinite.
+        WorkerError: a data-loader worker died.
     """
     ctx = init_distributed(config.device)
     try:
