@@ -24,7 +24,7 @@ from uniformerv2.train.config import (
 from uniformerv2.train.engine import evaluate, test_multiview, train_one_epoch
 from uniformerv2.train.optim import build_optimizer, lr_at, param_groups
 from uniformerv2.train.presets import PRESETS, get_preset, list_presets
-from uniformerv2.train.trainer import FitResult, fit
+from uniformerv2.train.trainer import FitResult, TrainingInterrupted, fit
 
 __all__ = [
     "PRESETS",
@@ -35,6 +35,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "TrainConfig",
+    "TrainingInterrupted",
     "apply_overrides",
     "build_model",
     "build_optimizer",
