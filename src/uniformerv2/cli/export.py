@@ -107,6 +107,7 @@ def load_runtime_model(args: argparse.Namespace) -> tuple[Any, str | None]:
         return prepare_model(load_cli_model(args), precision=args.precision, amp_dtype=args.amp, inplace=True)
     if not source:
         raise ValueError("--runtime onnxruntime needs --model FILE.onnx (see uniformerv2 export)")
+    model: Any
     model, amp = prepare_model(
         source, runtime=args.runtime, precision=args.precision, device=args.device, amp_dtype=args.amp
     )

@@ -68,6 +68,8 @@ def require(module: str) -> Any:
 class _LogitsAndFeatures(nn.Module):
     """The exported graph: video -> (logits, features)."""
 
+    model: Any
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
@@ -77,7 +79,7 @@ class _LogitsAndFeatures(nn.Module):
         return self.model.forward_head(features), features
 
 
-def _as_model(model: Any) -> nn.Module:
+def _as_model(model: Any) -> Any:
     if isinstance(model, nn.Module):
         return model
     from uniformerv2.api import load_model
@@ -85,7 +87,7 @@ def _as_model(model: Any) -> nn.Module:
     return load_model(model, device="cpu")
 
 
-def _prepare(model: nn.Module, dtype: Dtype) -> nn.Module:
+def _prepare(model: Any, dtype: Dtype) -> nn.Module:
     """A CPU copy in eval mode; for fp16 the backbone LayerNorms stay fp32, as the official
     fp16 autocast keeps them (``LayerNorm`` upcasts its input, so its weights must be fp32)."""
     from uniformerv2.model.layers import LayerNorm
@@ -99,7 +101,7 @@ def _prepare(model: nn.Module, dtype: Dtype) -> nn.Module:
     return net
 
 
-def _check_request(model: nn.Module, frames: int, size: int, dtype: str, opset: int, dynamic_frames: bool) -> None:
+def _check_request(model: Any, frames: int, size: int, dtype: str, opset: int, dynamic_frames: bool) -> None:
     cfg = model.config
     if dtype not in _DTYPES:
         raise ExportError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
@@ -115,7 +117,7 @@ def _check_request(model: nn.Module, frames: int, size: int, dtype: str, opset: 
         raise ExportError(f"--size {size} is smaller than one {cfg.patch_size}x{cfg.patch_size} patch")
 
 
-def _dynamic_shapes(model: nn.Module, dynamic_batch: bool, dynamic_frames: bool) -> tuple[dict[int, Any]] | None:
+def _dynamic_shapes(model: Any, dynamic_batch: bool, dynamic_frames: bool) -> tuple[dict[int, Any]] | None:
     from torch.export import Dim
 
     dims: dict[int, Any] = {}
@@ -129,7 +131,7 @@ def _dynamic_shapes(model: nn.Module, dynamic_batch: bool, dynamic_frames: bool)
     return (dims,) if dims else None
 
 
-def _metadata(model: nn.Module, preprocess: PreprocessConfig, dtype: str, dynamic: dict[str, bool]) -> dict[str, str]:
+def _metadata(model: Any, preprocess: PreprocessConfig, dtype: str, dynamic: dict[str, bool]) -> dict[str, str]:
     meta = getattr(model, "pretrained_cfg", {}) or {}
     labels = meta.get("labels") or [f"LABEL_{i}" for i in range(model.config.num_classes)]
     info = {
@@ -196,7 +198,7 @@ def export_onnx(
         _check_request(net, frames, size, dtype, opset, dynamic_frames)
     except ExportError as exc:
         raise ExportError(f"{name}: {exc}") from None
-    graph_dtype = "fp16" if dtype == "fp16" else "fp32"
+    graph_dtype: Dtype = "fp16" if dtype == "fp16" else "fp32"
     wrapper = _LogitsAndFeatures(_prepare(net, graph_dtype)).eval()
     # Batch 2: torch.export specialises a dimension traced at size 1.
     example = torch.zeros(2 if dynamic_batch else 1, 3, frames, size, size)
@@ -215,6 +217,8 @@ def export_onnx(
     except Exception as exc:  # the exporter's own errors are many pages; keep its first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"{name}: torch.onnx could not export the model: {first}") from exc
+    if program is None:  # torch.onnx.export returns the program when no file is given
+        raise ExportError(f"{name}: torch.onnx returned no program")
     dynamic = {"batch": dynamic_batch, "frames": dynamic_frames}
     program.model.metadata_props.update(_metadata(net, preprocess, dtype, dynamic))
     if dtype == "int8":
