@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/bench_cpu_precision.py [--variant uniformerv2_b16] [--frames 8] [--repeats 5] [--clips 4]
+        [--threads N] [--no-onnx]
 
 One run, one set of random weights (seeded, every parameter perturbed), batch 1. Prints:
 
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 
 from uniformerv2 import create_model
 from uniformerv2.export import OnnxModel, export_onnx, quantize_onnx
-from uniformerv2.export.deploy import autocast_weights
+from uniformerv2.export.deploy import autocast_weights, use_matmul_attention
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.synthetic import sample_params, synthetic_clip
 from uniformerv2.video import extract_views
@@ -77,8 +78,8 @@ def clips(count: int, frames: int, size: int) -> torch.Tensor:
     return torch.stack(views)
 
 
-def paths(model: torch.nn.Module, onnx_dir: Path, frames: int, threads: int) -> dict[str, Callable]:
-    """name -> (B, 3, T, S, S) -> (features, logits) for every path."""
+def paths(model: torch.nn.Module, onnx_dir: Path, frames: int, threads: int, onnx: bool) -> dict[str, Callable]:
+    """name -> (B, 3, T, S, S) -> (features, logits) for every path (the onnxruntime ones if ``onnx``)."""
 
     def torch_path(net: torch.nn.Module, amp: bool) -> Callable:
         def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,16 +96,21 @@ def paths(model: torch.nn.Module, onnx_dir: Path, frames: int, threads: int) -> 
 
         return run
 
-    fp32_onnx = export_onnx(model, onnx_dir / "fp32.onnx", num_frames=frames, crop_size=224)
-    int8_onnx = quantize_onnx(fp32_onnx, onnx_dir / "int8.onnx")
-    return {
+    runs = {
         "fp32 torch (baseline)": torch_path(model, False),
         "bf16 torch autocast": torch_path(model, True),
         "bf16 torch autocast, bf16 weights": torch_path(autocast_weights(copy.deepcopy(model)), True),
+        "bf16 autocast, bf16 weights, matmul attention (--precision bf16)": torch_path(
+            use_matmul_attention(autocast_weights(copy.deepcopy(model))), True
+        ),
         "int8 torch.ao dynamic": torch_path(quantize_torch(model), False),
-        "fp32 onnxruntime": ort_path(OnnxModel(fp32_onnx, num_threads=threads)),
-        "int8 onnxruntime dynamic": ort_path(OnnxModel(int8_onnx, num_threads=threads)),
     }
+    if onnx:
+        fp32_onnx = export_onnx(model, onnx_dir / "fp32.onnx", num_frames=frames, crop_size=224)
+        int8_onnx = quantize_onnx(fp32_onnx, onnx_dir / "int8.onnx")
+        runs["fp32 onnxruntime"] = ort_path(OnnxModel(fp32_onnx, num_threads=threads))
+        runs["int8 onnxruntime dynamic"] = ort_path(OnnxModel(int8_onnx, num_threads=threads))
+    return runs
 
 
 def timings(runs: dict[str, Callable], x: torch.Tensor, repeats: int) -> dict[str, float]:
@@ -184,13 +190,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--no-onnx", action="store_true", help="only the PyTorch paths (no export)")
     parser.add_argument("--top-ops", type=int, default=15, help="rows of the bf16 profiler table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = random_model(args.variant)
     x = torch.randn(1, 3, args.frames, 224, 224, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory() as tmp:
-        runs = paths(model, Path(tmp), args.frames, args.threads)
+        runs = paths(model, Path(tmp), args.frames, args.threads, onnx=not args.no_onnx)
         medians = timings(runs, x, args.repeats)
         agree = agreement(runs, clips(args.clips, args.frames, 224))
     base = medians["fp32 torch (baseline)"]
@@ -206,10 +213,14 @@ def main() -> None:
     tokens = args.frames * (1 + (224 // model.config.patch_size) ** 2)
     print(f"\nbf16 matmul ceiling ({tokens}x{model.config.width} @ {model.config.width}x{4 * model.config.width}): ")
     print(f"{matmul_ceiling(model, tokens, args.repeats):.2f}x fp32 speed")
-    names = ["fp32 torch (baseline)", "bf16 torch autocast", "bf16 torch autocast, bf16 weights"]
+    names = [
+        "fp32 torch (baseline)",
+        "bf16 torch autocast, bf16 weights",
+        "bf16 autocast, bf16 weights, matmul attention (--precision bf16)",
+    ]
     groups = [profile(runs[name], x) for name in names]
     print("\nSelf CPU ms per op group (torch.profiler, one forward each):\n")
-    print("| group | fp32 | bf16 autocast | bf16 autocast, bf16 weights | share of the last |")
+    print("| group | fp32 | bf16 autocast, bf16 weights (SDPA) | bf16, matmul attention | share of the last |")
     print("|---|---|---|---|---|")
     total = sum(groups[-1].values())
     for group in [*GROUPS, "other"]:

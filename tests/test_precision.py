@@ -5,6 +5,7 @@ The tiny model is exported once per module (torch.export takes 10-30 s on a 2-co
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import torch.nn.functional as F
 import uniformerv2
 from uniformerv2.cli.main import main
 from uniformerv2.export import ExportError, OnnxModel, export_onnx, quantize_onnx, read_onnx_metadata
-from uniformerv2.export.deploy import prepare_model
+from uniformerv2.export.deploy import autocast_weights, prepare_model, use_matmul_attention
+from uniformerv2.model.layers import Attention
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -119,8 +121,47 @@ def test_bf16_weights_leave_autocast_outputs_unchanged() -> None:
     assert prepared.blocks[0].mlp.c_fc.weight.dtype == prepared.conv1.weight.dtype == torch.bfloat16
     assert prepared.head.norm.weight.dtype == prepared.positional_embedding.dtype == torch.float32
     x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(3))
+    reference = use_matmul_attention(copy.deepcopy(model))  # fp32 weights, same attention function
     with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
-        assert torch.equal(prepared(x), model(x))
+        assert torch.equal(prepared(x), reference(x))
+
+
+def _attention_modules(model: torch.nn.Module) -> list[Attention]:
+    return [m for m in model.modules() if isinstance(m, Attention)]
+
+
+def test_matmul_attention_is_softmax_qk_v() -> None:
+    """In fp32 the explicit softmax(q k^T / sqrt(d)) v matches the SDPA kernel to float rounding."""
+    from conftest import make_tiny_model, random_clip
+
+    model = make_tiny_model(heads=2, n_head=2)
+    explicit = use_matmul_attention(copy.deepcopy(model))
+    x = random_clip(b=2)
+    torch.testing.assert_close(_features(explicit, x), _features(model, x), rtol=1e-5, atol=1e-5)
+    assert not use_matmul_attention(explicit, enabled=False).blocks[0].attn.matmul_attention
+
+
+def test_bf16_matmul_attention_agrees_with_bf16_sdpa_and_fp32_is_unchanged() -> None:
+    """--precision bf16 uses matmul attention; its output is the bf16 SDPA output up to bf16
+    rounding (feature cosine >= 0.9999, same top-1); fp32 keeps SDPA and its exact output."""
+    from conftest import make_tiny_model, random_clip
+
+    model = make_tiny_model(heads=2, n_head=2, num_classes=50, temporal_downsample=True)
+    x = random_clip(b=6, seed=4)
+    fp32_before = _features(model, x)
+    prepared, amp = prepare_model(model, precision="bf16")
+    assert all(m.matmul_attention for m in _attention_modules(prepared))
+    assert not any(m.matmul_attention for m in _attention_modules(model))
+    sdpa = autocast_weights(copy.deepcopy(model))
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
+        ours, theirs = prepared.forward_features(x).float(), sdpa.forward_features(x).float()
+        top1_ours, top1_theirs = prepared.forward_head(ours).argmax(-1), sdpa.forward_head(theirs).argmax(-1)
+    assert not torch.equal(ours, theirs)  # a different kernel did run
+    assert F.cosine_similarity(ours, theirs).min() >= 0.9999
+    assert torch.equal(top1_ours, top1_theirs)
+    fp32_model, fp32_amp = prepare_model(model, precision="fp32")
+    assert fp32_amp is None and not any(m.matmul_attention for m in _attention_modules(fp32_model))
+    assert torch.equal(_features(fp32_model, x), fp32_before)
 
 
 def test_combinations_that_do_not_exist(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -4,7 +4,8 @@
 - ``bf16``: PyTorch autocast to bfloat16 (matrix multiplies and convolutions in bf16, the
   backbone LayerNorms in fp32), with the weights of those matrix multiplies and convolutions
   stored in bf16 beforehand (:func:`autocast_weights`) so that autocast does not cast them again
-  at every forward; PyTorch runtime only.
+  at every forward, and on the CPU attention as explicit bf16 matmuls (:func:`use_matmul_attention`);
+  PyTorch runtime only.
 - ``int8``: onnxruntime dynamic quantization of an export (:func:`~uniformerv2.export.quantize_onnx`):
   MatMul/Gemm weights int8, activations quantized per batch at run time. PyTorch's own dynamic
   quantization (``torch.ao``, deprecated) is slower here, misses the fused q/k/v projection (a
@@ -28,7 +29,7 @@ from torch import nn
 from uniformerv2.export.onnx import ExportError, quantize_onnx, read_onnx_metadata
 from uniformerv2.export.session import OnnxModel
 
-__all__ = ["Runtime", "Precision", "autocast_weights", "prepare_model", "onnx_providers"]
+__all__ = ["Runtime", "Precision", "autocast_weights", "use_matmul_attention", "prepare_model", "onnx_providers"]
 
 Runtime = Literal["torch", "onnxruntime"]
 Precision = Literal["fp32", "bf16", "int8"]
@@ -48,6 +49,21 @@ def autocast_weights(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> n
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, Attention)):
             module.to(dtype)
+    return model
+
+
+def use_matmul_attention(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch every :class:`~uniformerv2.model.layers.Attention` to explicit matmuls (in place).
+
+    softmax(q k^T / sqrt(d)) v as two matrix multiplies instead of the fused SDPA kernel: on the
+    CPU under bf16 autocast the matmuls run in bf16 on the matrix units, while the SDPA kernel is
+    barely faster in bf16 than in fp32 (docs/benchmarks.md). Same function, different rounding.
+    """
+    from uniformerv2.model.layers import Attention
+
+    for module in model.modules():
+        if isinstance(module, Attention):
+            module.matmul_attention = enabled
     return model
 
 
@@ -123,4 +139,5 @@ def prepare_model(
         return model, amp_dtype
     if isinstance(source, nn.Module) and not inplace:
         model = copy.deepcopy(model)
-    return autocast_weights(model), "bf16"
+    on_cpu = next(model.parameters()).device.type == "cpu"  # on GPUs the fused SDPA kernels are the fast path
+    return use_matmul_attention(autocast_weights(model), enabled=on_cpu), "bf16"

@@ -69,11 +69,17 @@ class Attention(nn.Module):
     ``forward(x)`` is self-attention; ``forward(q, kv)`` is cross-attention (the global
     UniBlock), projecting ``q`` with the Q rows and ``kv`` with the K and V rows of
     ``in_proj_weight``.
+
+    ``matmul_attention`` (off by default) computes softmax(q k^T / sqrt(d)) v as two explicit
+    matrix multiplies instead: the bf16 CPU inference path sets it
+    (:func:`uniformerv2.export.deploy.prepare_model`), because there the bf16 matmuls outrun the
+    CPU SDPA kernel (docs/benchmarks.md).
     """
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
+        self.matmul_attention = False
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
         self.out_proj = nn.Linear(dim, dim)
@@ -94,5 +100,9 @@ class Attention(nn.Module):
             b_q, b_kv = self.in_proj_bias.split([x.shape[-1], 2 * x.shape[-1]])
             q = F.linear(x, w_q, b_q)
             k, v = F.linear(kv, w_kv, b_kv).chunk(2, dim=-1)
-        out = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v))
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        if self.matmul_attention:
+            out = ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(-1) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)
         return self.out_proj(out.transpose(1, 2).reshape(x.shape))
