@@ -211,3 +211,102 @@ def test_empty_names_are_usage_errors_not_defaults(capsys, monkeypatch, tmp_path
     argv = [str(make_test_video()) if a == "VIDEO" else a for a in argv]
     code, out, err = _run(capsys, *argv)
     assert code == 2 and out == "" and "empty" in _error_line(err)
+
+
+# ------------------------------------------------------------------ hostile inputs found by trying the CLI
+
+
+def _special_files(tmp_path) -> dict[str, tuple[str, str]]:
+    """Path -> expected cause of files that are not regular files."""
+    import os
+
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(tmp_path / "loop2.mp4")
+    (tmp_path / "loop2.mp4").symlink_to(loop)
+    return {
+        "fifo": (str(fifo), "not a regular file (a named pipe)"),
+        "device": ("/dev/urandom", "not a regular file (a character device)"),
+        "loop": (str(loop), "symbolic link loop"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "loop"])
+def test_special_files_as_videos_say_what_they_are(capsys, tmp_path, tiny_model_dir, make_test_video, kind) -> None:
+    path, cause = _special_files(tmp_path)[kind]
+    good = make_test_video()
+    code, out, err = _run(capsys, "predict", good, path, "--model", tiny_model_dir, "--workers", "0", "--views", "1x1")
+    assert code == 1 and str(good) in out
+    assert err.strip().splitlines()[-1] == f"error: {path}: {cause}"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_special_files_as_checkpoints_say_what_they_are(capsys, tmp_path, make_test_video, kind) -> None:
+    path, cause = _special_files(tmp_path)[kind]
+    code, out, err = _run(capsys, "predict", make_test_video(), "--checkpoint", path)
+    assert code == 2 and out == "" and _error_line(err) == f"error: {path}: {cause}"
+
+
+def test_control_characters_in_file_names_stay_on_one_line(capsys, tmp_path, tiny_model_dir, make_test_video) -> None:
+    missing = tmp_path / "two\nlines.mp4"
+    argv = ["predict", make_test_video(), missing, "--model", tiny_model_dir, "--workers", "0", "--views", "1x1"]
+    code, out, err = _run(capsys, *argv)
+    escaped = str(missing).replace("\n", "\\n")
+    assert code == 1 and err.strip().splitlines()[-1] == f"error: {escaped}: file does not exist"
+
+
+def test_an_existing_special_file_as_output_is_refused_and_kept(capsys, tmp_path, tiny_model_dir, make_test_video):
+    import os
+    import stat
+
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)
+    code, out, err = _run(capsys, "predict", make_test_video(), "--model", tiny_model_dir, "--json", fifo)
+    assert code == 2 and out == "" and str(fifo) in _error_line(err) and "not a regular file" in err
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)  # not replaced by a regular file
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["predict", "VIDEO", "--views", "99999999999x3"], ["argument --views", "at most"]),
+        (["timeline", "VIDEO", "--window", "4", "--window-seconds", "1"], ["--window", "--window-seconds"]),
+        (["timeline", "VIDEO", "--stride", "4", "--stride-seconds", "1"], ["--stride", "--stride-seconds"]),
+        (["export", "MODEL", "OUT/m.onnx", "--frames", "0"], ["argument --frames"]),
+        (["export", "MODEL", "OUT/m.onnx", "--size", "0"], ["argument --size"]),
+        (["export", "MODEL", "FILE/m.onnx"], ["FILE", "not a directory"]),
+        (["export", "MODEL", "OUT"], ["OUT", "is a directory"]),
+        (["convert", "MODEL", "FILE/m.pyth"], ["FILE", "not a directory"]),
+        (["demo", "--port", "-1"], ["argument --port"]),
+        (["demo", "--port", "99999"], ["argument --port"]),
+        (["flops", "uniformerv2_b16", "--size", "33"], ["--size", "16"]),
+        (["predict", "VIDEO", "--labels", "OUT/none.txt"], ["none.txt", "no such label file"]),
+        (["predict", "VIDEO", "--labels", "OUT"], ["OUT", "is a directory"]),
+        (["eval", "LIST", "--plot", "OUT/c.xyz"], ["c.xyz", "png"]),
+    ],
+    ids=lambda v: "-".join(v) if isinstance(v, list) and v and v[0].startswith("argument") else None,
+)
+def test_more_usage_errors_are_one_line_before_the_work(
+    capsys, tmp_path, tiny_model_dir, make_test_video, argv, words
+) -> None:
+    video = make_test_video()
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"{video},0\n")
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "out").mkdir()
+    places = {"VIDEO": video, "MODEL": tiny_model_dir, "FILE": tmp_path / "a_file", "OUT": tmp_path / "out"}
+    places["LIST"] = listing
+    argv = [a.replace(key, str(value)) if key in a else a for a in argv for key, value in [_key(a, places)]]
+    if argv[0] in ("predict", "embed", "timeline", "eval"):
+        argv += ["--model", str(tiny_model_dir)]
+    code, out, err = _run(capsys, *argv)
+    line = _error_line(err)
+    assert code == 2 and out == "", err
+    for word in words:
+        assert str(places.get(word, word)) in line, line
+    assert list((tmp_path / "out").iterdir()) == []  # nothing was written
+
+
+def _key(arg: str, places: dict) -> tuple[str, object]:
+    return next(((k, v) for k, v in places.items() if arg.startswith(k)), ("\0", ""))

@@ -87,6 +87,10 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
         (_set("id2label", {"0": "a", "1": "b"}), "id2label"),
         (_set("id2label.3", 7), "id2label.3"),
         (_set("num_classes", 7), "num_classes"),
+        (_set("preprocess.std", [0.0, 0.0, 0.0]), "preprocess"),
+        (_set("preprocess.std", [float("nan"), 0.2, 0.2]), "preprocess"),
+        (_set("preprocess.mean", [float("inf"), 0.2, 0.2]), "preprocess"),
+        (_set("preprocess.num_clips", 10**11), "preprocess"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )

@@ -169,3 +169,28 @@ def test_decode_short_side_scales_frames_and_stays_close(official_model, make_te
     assert exact.keys() == fast.keys()
     assert max(abs(exact[k] - fast[k]) for k in exact) < 0.05
     assert exact != fast  # pixels differ slightly from the full-resolution path
+
+
+def test_a_crashed_decoding_process_fails_only_its_video(monkeypatch, tiny_model, make_test_video) -> None:
+    """A decoder that kills its DataLoader worker (a segfault in FFmpeg, the OOM killer) costs that video
+    only: the others are classified exactly as without the crash."""
+    import os
+
+    import uniformerv2.inference.engine as engine
+
+    videos = [str(make_test_video(f"v{i}.mp4", num_frames=8 + i)) for i in range(4)]
+    crash = str(make_test_video("crash.mp4", num_frames=8))
+    real_open = engine.open_source
+
+    def open_or_die(video, index, decode_short_side):
+        if str(video).endswith("crash.mp4"):
+            os._exit(3)  # only ever called in a worker process here
+        return real_open(video, index, decode_short_side)
+
+    expected = predict(videos, tiny_model, views=(1, 1))
+    monkeypatch.setattr(engine, "open_source", open_or_die)
+    order = [videos[0], crash, *videos[1:]]
+    results = sorted(predict_many(order, tiny_model, views=(1, 1), num_workers=2), key=lambda r: r.index)
+    assert [r.video for r in results] == order
+    assert not results[1].ok and "decoding process" in results[1].error
+    assert [r.value for i, r in enumerate(results) if i != 1] == expected

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from uniformerv2.errors import OutputError
+from uniformerv2.errors import OutputError, printable, special_file_problem
 
 __all__ = [
     "atomic_write",
@@ -98,9 +98,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
     (matplotlib, numpy) behave as for ``path`` itself.
 
     Raises:
-        OutputError: the disk (or quota) is full, or the directory cannot be written.
+        OutputError: the disk (or quota) is full, the directory cannot be written, or ``path`` is
+            an existing named pipe or device.
     """
     path = Path(path)
+    problem = special_file_problem(path)
+    if problem:  # renaming over a device or pipe would silently replace it instead of writing to it
+        raise OutputError(f"{printable(path)}: {problem}; give a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         prefix, suffix = _temp_parts(path)

@@ -6,6 +6,7 @@ config (:class:`uniformerv2.config.UniFormerV2Config`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -15,6 +16,10 @@ OFFICIAL_STD = (0.225, 0.225, 0.225)
 
 Sampling = Literal["segment", "dense"]
 ChannelOrder = Literal["RGB", "BGR"]
+
+
+MAX_CLIPS = 1000
+"""Most temporal test views (clips) per video: the released protocols use 1 to 4."""
 
 
 @dataclass
@@ -57,8 +62,12 @@ class PreprocessConfig:
             raise ValueError(f"num_crops must be 1 or 3, got {self.num_crops}")
         if self.num_frames < 1 or self.num_clips < 1 or self.crop_size < 1:
             raise ValueError("num_frames, num_clips and crop_size must be positive")
+        if self.num_clips > MAX_CLIPS:
+            raise ValueError(f"num_clips must be at most {MAX_CLIPS}, got {self.num_clips}")
         self.mean = tuple(float(v) for v in self.mean)  # type: ignore[assignment]
         self.std = tuple(float(v) for v in self.std)  # type: ignore[assignment]
+        if not all(math.isfinite(v) for v in self.mean + self.std) or min(self.std) <= 0:
+            raise ValueError(f"mean must be finite and std finite and > 0, got mean {self.mean}, std {self.std}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from uniformerv2.atomic import remove_stale_temps
-from uniformerv2.errors import CheckpointError, OutputError, UniFormerV2Error
+from uniformerv2.errors import CheckpointError, OutputError, UniFormerV2Error, printable, special_file_problem
 from uniformerv2.inference import Result
 from uniformerv2.inference.sharding import run_sharded
 from uniformerv2.runtime import dist_env, resolve_device
@@ -40,7 +40,7 @@ def guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 def fail(message: object, code: int = 2) -> int:
     """Print the first line of ``message`` as ``error: ...``; returns ``code``."""
     lines = str(message).strip().splitlines()
-    print(f"error: {lines[0] if lines else 'failed'}", file=sys.stderr)
+    print(f"error: {printable(lines[0]) if lines else 'failed'}", file=sys.stderr)
     return code
 
 
@@ -70,7 +70,10 @@ def prepare_outputs(files: Mapping[str, str | None], directories: Mapping[str, s
             raise OutputError(f"{seen[resolved]} and {option} name the same file {path}; give each its own file")
         seen[resolved] = option
         if Path(path).is_dir():
-            raise OutputError(f"{path}: is a directory; {option} needs a file name")
+            raise OutputError(f"{printable(path)}: is a directory; {option} needs a file name")
+        problem = special_file_problem(path)
+        if problem:
+            raise OutputError(f"{printable(path)}: {problem}; {option} needs a file name")
         folders.append(Path(path).parent)
     for option, path in (directories or {}).items():
         if path is not None and not str(path).strip():
@@ -80,6 +83,20 @@ def prepare_outputs(files: Mapping[str, str | None], directories: Mapping[str, s
     for folder in folders:
         _writable_directory(folder)
         remove_stale_temps(folder)
+
+
+def check_plot(path: str) -> None:
+    """Refuse a --plot that cannot be drawn (no matplotlib, unknown image type) before any work starts."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise OutputError(f"{printable(path)}: --plot needs matplotlib: pip install 'uniformerv2[plot]'") from None
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in kinds:
+        what = f"cannot draw a .{suffix} image" if suffix else "no image suffix"
+        raise OutputError(f"{printable(path)}: {what}; use one of {', '.join(sorted(kinds))}")
 
 
 def _writable_directory(folder: Path) -> None:
@@ -102,8 +119,8 @@ def load_cli_model(args: argparse.Namespace) -> Any:
         if value is not None and not value.strip():
             raise ValueError(f"{option}: the name is empty")
     source = args.checkpoint or args.model or DEFAULT_MODEL
-    if args.checkpoint and not Path(args.checkpoint).exists():
-        raise ValueError(f"{args.checkpoint}: no such checkpoint file")
+    if args.checkpoint:
+        check_checkpoint_path(args.checkpoint)
     device = resolve_device(args.device)
     try:
         model = load_model(source, device=device)
@@ -114,6 +131,13 @@ def load_cli_model(args: argparse.Namespace) -> Any:
     if args.labels:
         model.pretrained_cfg["labels"] = read_label_file(args.labels, expected=model.config.num_classes)
     return model
+
+
+def check_checkpoint_path(path: str) -> None:
+    """Refuse a --checkpoint that is missing or not a regular file, naming it and the cause."""
+    problem = special_file_problem(path) or (None if Path(path).exists() else "no such checkpoint file")
+    if problem:
+        raise CheckpointError(f"{printable(path)}: {problem}")
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,7 +156,7 @@ def report_failures(failures: list[tuple[str, str]], total: int) -> int:
     if failures:
         print(f"{len(failures)} of {total} videos failed:", file=sys.stderr)
         for video, reason in failures:
-            print(f"error: {video}: {reason}", file=sys.stderr)
+            print(f"error: {printable(video)}: {printable(reason)}", file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -10,6 +10,7 @@ import argparse
 import math
 
 from uniformerv2.inference.engine import parse_views
+from uniformerv2.preprocess import MAX_CLIPS
 
 
 def positive_int(text: str) -> int:
@@ -34,6 +35,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 1..65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 1..65535, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 1..65535, got {value}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A finite number > 0."""
     try:
@@ -46,13 +58,16 @@ def positive_float(text: str) -> float:
 
 
 def views(text: str) -> tuple[int, int]:
-    """``CLIPSxCROPS`` (crops 1 or 3)."""
+    """``CLIPSxCROPS`` (crops 1 or 3, at most :data:`~uniformerv2.preprocess.MAX_CLIPS` clips)."""
     try:
-        return parse_views(text)
+        clips, crops = parse_views(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected CLIPSxCROPS with crops 1 or 3 (e.g. 4x3, 1x1), got {text!r}"
         ) from None
+    if clips > MAX_CLIPS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CLIPS} clips, got {text!r}")
+    return clips, crops
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from uniformerv2.atomic import atomic_torch_save
-from uniformerv2.cli._jobs import guarded
+from uniformerv2.cli._jobs import guarded, prepare_outputs
 from uniformerv2.errors import OutputError
 from uniformerv2.weights import (
     from_ours,
@@ -108,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.dst.strip():
         raise OutputError("DST is empty: name the output file or directory")
     fmt = target_format(args.dst, args.to)
+    if fmt == "ours":
+        prepare_outputs({}, {"DST": args.dst})
+    else:
+        prepare_outputs({"DST": args.dst})
     model = load_model(args.src, device="cpu")
     num_classes = model.config.num_classes
     labels = read_labels(args.labels_from, num_classes) if args.labels_from else model.pretrained_cfg["labels"]

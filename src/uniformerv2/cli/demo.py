@@ -6,8 +6,8 @@ import argparse
 import importlib.util
 from pathlib import Path
 
-from uniformerv2.cli._jobs import fail, guarded
-from uniformerv2.cli._options import positive_float
+from uniformerv2.cli._jobs import check_checkpoint_path, fail, guarded
+from uniformerv2.cli._options import port_number, positive_float
 
 _EXAMPLE = """examples:
   uniformerv2 demo                                   # zoo models, http://127.0.0.1:7860
@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--labels", default=None, help="class names for --model/--checkpoint (one per line)")
     parser.add_argument("--only", action="store_true", help="offer only --model/--checkpoint, not the zoo")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--port", type=port_number, default=7860, help="port (default 7860)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     parser.add_argument(
         "--max-upload-mb", type=positive_float, default=200.0, help="largest upload in MB (default 200)"
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from uniformerv2.zoo import DEFAULT_MODEL, read_label_file
 
     chosen = args.checkpoint or args.model
-    if args.checkpoint and not Path(args.checkpoint).exists():
-        raise ValueError(f"{args.checkpoint}: no such checkpoint file")
+    if args.checkpoint:
+        check_checkpoint_path(args.checkpoint)
     if args.labels and not chosen:
         raise ValueError("--labels names the classes of --model or --checkpoint; give one of them")
     zoo = [] if args.only and chosen else zoo_models()

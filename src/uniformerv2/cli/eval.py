@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from uniformerv2.cli._jobs import guarded, report_failures
+from uniformerv2.cli._jobs import check_checkpoint_path, check_plot, guarded, prepare_outputs, report_failures
 from uniformerv2.cli._options import add_run_args, add_views_arg
 from uniformerv2.evaluation import evaluate
 from uniformerv2.runtime import resolve_device
@@ -77,10 +77,13 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate; exit code 1 when any video failed, 2 on a usage error."""
     from uniformerv2.zoo import DEFAULT_MODEL
 
-    if args.checkpoint and not Path(args.checkpoint).exists():
-        raise ValueError(f"{args.checkpoint}: no such checkpoint file")
+    if args.checkpoint:
+        check_checkpoint_path(args.checkpoint)
     if not Path(args.list).is_file():
         raise ValueError(f"{args.list}: no such list file")
+    if args.plot:
+        check_plot(args.plot)
+    prepare_outputs({"--json": args.json, "--predictions": args.predictions, "--plot": args.plot})
     result = evaluate(
         args.list,
         args.checkpoint or args.model or DEFAULT_MODEL,

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from uniformerv2.cli._jobs import guarded, load_cli_model
+from uniformerv2.cli._jobs import guarded, load_cli_model, prepare_outputs
+from uniformerv2.cli._options import positive_int
 
 _EXAMPLE = """examples:
   uniformerv2 export uniformerv2-b16-k400-k710-8x224 b16_k400.onnx
@@ -30,8 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", help="zoo name, checkpoint file (.pyth, .pth, .safetensors) or model directory")
     parser.add_argument("output", help="the .onnx file to write")
-    parser.add_argument("--frames", type=int, default=None, help="frames per clip T (default: the checkpoint's)")
-    parser.add_argument("--size", type=int, default=None, help="input side S (default: the checkpoint's crop)")
+    parser.add_argument(
+        "--frames", type=positive_int, default=None, help="frames per clip T (default: the checkpoint's)"
+    )
+    parser.add_argument("--size", type=positive_int, default=None, help="input side S (default: the checkpoint's crop)")
     parser.add_argument(
         "--dynamic-batch",
         action=argparse.BooleanOptionalAction,
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     """Export and print where the file went."""
     from uniformerv2.export import export_onnx, read_onnx_metadata
 
+    prepare_outputs({"OUTPUT": args.output})
     path = export_onnx(
         args.model,
         args.output,

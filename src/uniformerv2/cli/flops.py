@@ -80,6 +80,9 @@ def measure(spec: Spec) -> tuple[int, float]:
     from uniformerv2.flops import count_flops
 
     model = create_model(spec.name, num_classes=spec.num_classes).to("meta")
+    patch = model.config.patch_size
+    if spec.size % patch:
+        raise ValueError(f"{spec.name}: --size {spec.size} is not a multiple of its patch size {patch}")
     result = count_flops(model, (1, 3, spec.frames, spec.size, spec.size))
     return int(result["params"]), float(result["gmac"])
 

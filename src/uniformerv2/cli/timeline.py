@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from uniformerv2.atomic import atomic_write_json
-from uniformerv2.cli._jobs import fail, guarded, load_cli_model, prepare_outputs
+from uniformerv2.cli._jobs import check_plot, fail, guarded, load_cli_model, prepare_outputs
 from uniformerv2.cli._options import add_decode_arg, add_device_args, add_model_args, positive_float, positive_int
-from uniformerv2.errors import OutputError, VideoDecodeError
+from uniformerv2.errors import VideoDecodeError
 from uniformerv2.inference import plot_timeline, timeline
 
 _EXAMPLE = """examples:
@@ -33,14 +32,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("video", help="video file")
     add_model_args(parser)
-    parser.add_argument(
+    window = parser.add_mutually_exclusive_group()
+    window.add_argument(
         "--window", type=positive_int, default=None, help="frames per window (default: the model's frame count)"
     )
-    parser.add_argument(
+    window.add_argument("--window-seconds", type=positive_float, default=None, help="window length in seconds instead")
+    stride = parser.add_mutually_exclusive_group()
+    stride.add_argument(
         "--stride", type=positive_int, default=None, help="frames between window starts (default: half a window)"
     )
-    parser.add_argument("--window-seconds", type=positive_float, default=None, help="window length in seconds instead")
-    parser.add_argument("--stride-seconds", type=positive_float, default=None, help="stride in seconds instead")
+    stride.add_argument("--stride-seconds", type=positive_float, default=None, help="stride in seconds instead")
     parser.add_argument(
         "--fps", type=positive_float, default=None, help="frame rate to assume instead of the container's"
     )
@@ -84,19 +85,6 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         plot_timeline(rows, args.plot, title=args.video)
     return 0
-
-
-def check_plot(path: str) -> None:
-    """Refuse a --plot that cannot be drawn (no matplotlib, unknown image type) before any work starts."""
-    try:
-        from matplotlib.backend_bases import FigureCanvasBase
-    except ImportError:
-        raise OutputError(f"{path}: --plot needs matplotlib: pip install 'uniformerv2[plot]'") from None
-
-    kinds = FigureCanvasBase.get_supported_filetypes()
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in kinds:
-        raise OutputError(f"{path}: cannot draw a .{suffix or '?'} image; use one of {', '.join(sorted(kinds))}")
 
 
 def _rows(args: argparse.Namespace, model: Any) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from typing import Any, Union
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from uniformerv2.errors import VideoDecodeError
 from uniformerv2.preprocess import PreprocessConfig
@@ -249,16 +249,10 @@ def run_views(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     _check_arrays(videos)
-    loader = DataLoader(
-        ViewDataset(videos, cfg, decode_short_side),
-        batch_size=None,
-        num_workers=num_workers,
-        collate_fn=_unbatched,
-        pin_memory=device.type == "cuda",
-    )
+    dataset = ViewDataset(videos, cfg, decode_short_side)
     pool: list[tuple[int, torch.Tensor]] = []
     pooled = 0
-    for index, views, error in loader:
+    for index, views, error in _decoded(dataset, num_workers, pin_memory=device.type == "cuda"):
         if error is not None:
             yield Result(index, describe(videos[index], index), error=error)
             continue
@@ -268,6 +262,43 @@ def run_views(
             yield from _flush(pool, videos, forward, device, batch_size, amp_dtype)
             pool, pooled = [], 0
     yield from _flush(pool, videos, forward, device, batch_size, amp_dtype)
+
+
+def _decoded(
+    dataset: ViewDataset, num_workers: int, pin_memory: bool
+) -> Iterator[tuple[int, torch.Tensor | None, str | None]]:
+    """The items of ``dataset`` in order, decoded by ``num_workers`` DataLoader processes.
+
+    A worker that dies (a decoder crash, the out-of-memory killer) fails only the video it was
+    decoding: the videos not yet received are decoded again, one at a time by a single worker from
+    then on, so that a further crash names its video exactly.
+    """
+    remaining = list(range(len(dataset)))
+    isolate = False
+    while remaining:
+        loader = DataLoader(
+            Subset(dataset, remaining),
+            batch_size=None,
+            num_workers=1 if isolate else num_workers,
+            prefetch_factor=1 if isolate else None,
+            collate_fn=_unbatched,
+            pin_memory=pin_memory,
+        )
+        received = 0
+        try:
+            for item in loader:
+                received += 1
+                yield item
+            return
+        except RuntimeError as exc:
+            if num_workers == 0 or "DataLoader worker" not in str(exc):
+                raise
+            remaining = remaining[received:]
+            if isolate:  # the one video in flight killed its worker
+                reason = str(exc).splitlines()[0]
+                yield remaining[0], None, f"the decoding process died while reading this file ({reason})"
+                remaining = remaining[1:]
+            isolate = True
 
 
 @torch.inference_mode()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from uniformerv2.errors import VideoDecodeError
+from uniformerv2.errors import VideoDecodeError, special_file_problem
 
 __all__ = ["VideoReader", "Verification", "check_file", "check_short_side"]
 
@@ -144,7 +144,11 @@ class VideoReader(abc.ABC):
 
 
 def check_file(path: str) -> None:
-    """Raise :class:`VideoDecodeError` when ``path`` is missing, a directory or empty."""
+    """Raise :class:`VideoDecodeError` when ``path`` is missing, a directory, not a regular file
+    (a named pipe or device, which would block or never end) or empty."""
+    problem = special_file_problem(path)
+    if problem:
+        raise VideoDecodeError(path, problem)
     if not os.path.exists(path):
         raise VideoDecodeError(path, "file does not exist")
     if os.path.isdir(path):

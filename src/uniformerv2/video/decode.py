@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from uniformerv2.errors import VideoDecodeError
+from uniformerv2.errors import VideoDecodeError, special_file_problem
 from uniformerv2.preprocess import PreprocessConfig
 from uniformerv2.video._frames import ArrayReader, FrameFolderReader
 from uniformerv2.video._pyav import PyAVReader
@@ -76,6 +76,9 @@ def open_video(
     if isinstance(source, (np.ndarray, torch.Tensor)):
         return ArrayReader(source, fps=fps)
     path = os.fspath(source)
+    problem = special_file_problem(path)
+    if problem:
+        raise VideoDecodeError(path, problem)
     if not os.path.exists(path):
         raise VideoDecodeError(path, "file does not exist")
     if os.path.isdir(path):

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from uniformerv2.errors import CheckpointError
+from uniformerv2.errors import CheckpointError, printable, special_file_problem
 from uniformerv2.weights.convert import (
     Format,
     StateDict,
@@ -89,8 +89,11 @@ def read_checkpoint(path: str | Path) -> tuple[StateDict, dict[str, Any]]:
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
+    problem = special_file_problem(path)
+    if problem:
+        raise CheckpointError(f"{printable(path)}: {problem}")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{printable(path)}: no such checkpoint file")
     with open(path, "rb") as handle:
         head = handle.read(16)
     if path.suffix == ".safetensors" or _is_safetensors(head):

@@ -14,6 +14,8 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from uniformerv2.errors import printable, special_file_problem
+
 #: Label-set name -> (file in ``zoo/labels``, number of rows taken from its top).
 _LABEL_SETS: dict[str, tuple[str, int]] = {
     "kinetics400": ("kinetics710_official_order.txt", 400),
@@ -121,7 +123,17 @@ def read_label_file(path: str | os.PathLike[str], expected: int | None = None) -
         ValueError: a binary or non-UTF-8 file, indices that are not contiguous, or a count that
             differs from ``expected`` (the message names the file).
     """
-    data = Path(path).read_bytes()
+    if Path(path).is_dir():
+        raise ValueError(f"{printable(path)}: is a directory, not a label file")
+    problem = special_file_problem(path)
+    if problem:
+        raise ValueError(f"{printable(path)}: {problem}")
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{printable(path)}: no such label file") from None
+    except OSError as exc:
+        raise ValueError(f"{printable(path)}: cannot read the label file ({exc.strerror or exc})") from None
     if b"\x00" in data[:8192]:
         raise ValueError(f"{os.fspath(path)}: not a text file (binary data); expected one class name per line")
     try:
