@@ -310,3 +310,15 @@ def test_more_usage_errors_are_one_line_before_the_work(
 
 def _key(arg: str, places: dict) -> tuple[str, object]:
     return next(((k, v) for k, v in places.items() if arg.startswith(k)), ("\0", ""))
+
+
+def test_warnings_and_resume_refusals_speak_in_options(capsys, caplog, tmp_path, make_test_video) -> None:
+    from conftest import make_tiny_model, save_official
+
+    checkpoint = save_official(make_tiny_model(), tmp_path / "tiny.pyth")
+    argv = ["predict", make_test_video(), "--checkpoint", checkpoint, "--json", tmp_path / "p.json", "--workers", "0"]
+    first = _run(capsys, *argv, "--views", "1x1")
+    code, out, err = _run(capsys, *argv, "--views", "2x1")
+    shown = caplog.text + first[2] + err  # warnings go through logging
+    assert first[0] == 0 and "--labels FILE" in shown and code == 2 and "--overwrite" in err
+    assert not any(name in shown for name in ("labels=", "overwrite=True)")), shown

@@ -162,7 +162,7 @@ def _check_resumable(out_path: str | os.PathLike[str], fingerprint: dict[str, An
             what = "with other settings (" + ", ".join(_differences(earlier, fingerprint)) + ")"
         raise ResumeError(
             f"{out_path}: the partial results in {path.name} were made {what}; "
-            "rerun with --overwrite (overwrite=True) to discard them, or choose another output"
+            "rerun with --overwrite (the overwrite argument in Python) to discard them, or choose another output"
         )
 
 

@@ -442,7 +442,12 @@ def guess_labels(
     if label_set in ("sthv1", "sthv2"):
         preprocess = PreprocessConfig(num_frames=16, channel_order="BGR", num_clips=1, num_crops=3)
     if label_set is None and fmt != "ours" and not (fmt == "mmaction2" and num_classes == 710):
-        _logger.warning("%s: %d classes of unknown order; labels are LABEL_<i> (pass labels=)", source, num_classes)
+        _logger.warning(
+            "%s: %d classes of unknown order; labels are LABEL_<i> "
+            "(name them with --labels FILE, or the labels argument in Python)",
+            source,
+            num_classes,
+        )
     elif label_set is not None:
         _logger.info("%s: assuming %s labels in that file's order", source, label_set)
     return label_set, preprocess
@@ -458,8 +463,9 @@ def _mmaction2_k710_order(source: str, extras: Mapping[str, Any]) -> str | None:
     if match is None:
         _logger.warning(
             "%s: a 710-class MMAction2 head, but no date in the file name or meta; MMAction2 re-ordered its "
-            "K710 classes on 2023-06-12, so the labels are LABEL_<i> - pass labels=load_labels("
-            "'kinetics710_mmaction2') for files from 2023-06 on, 'kinetics710_official' for earlier ones",
+            "K710 classes on 2023-06-12, so the labels are LABEL_<i> - name them with the label set "
+            "kinetics710_mmaction2 for files from 2023-06 on, kinetics710_official for earlier ones "
+            "(convert --labels-from on the command line, load_labels(...) in Python)",
             source,
         )
         return None
