@@ -206,6 +206,17 @@ def test_corrupt_zip_names_the_file(tmp_path) -> None:
         assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("payload", [b"garbage", pickle.dumps({"w": 1})[:-3]], ids=["not-a-pickle", "truncated"])
+def test_damaged_pickle_in_an_archive_is_called_damaged_not_unsafe(tmp_path, payload) -> None:
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.randn(4)}, good)
+    damaged = _rewrite_data_pkl(good, tmp_path / "damaged.pt", payload)
+    with pytest.raises(CheckpointError) as info:
+        read_state_dict(damaged)
+    message = str(info.value)
+    assert message.startswith(f"{damaged}: malformed checkpoint data (") and "refused" not in message
+
+
 def test_storage_smaller_than_the_tensor_is_refused(tmp_path) -> None:
     source = tmp_path / "ok.pt"
     torch.save({"w": torch.ones(4)}, source)

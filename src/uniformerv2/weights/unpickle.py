@@ -108,6 +108,10 @@ class InertObject:
 _INERT_CLASSES: dict[str, type[InertObject]] = {}
 
 
+class UnsafePickle(pickle.UnpicklingError):
+    """The pickle asks for a callable that could run code: the file is refused, never a damaged one."""
+
+
 def _inert_class(module: str, name: str) -> type[InertObject]:
     key = f"{module}.{name}"
     if key not in _INERT_CLASSES:
@@ -118,7 +122,7 @@ def _inert_class(module: str, name: str) -> type[InertObject]:
 def _reconstructor(cls: Any, base: Any, state: Any = None) -> InertObject:
     """``copyreg._reconstructor`` for inert classes only (protocol 0/1 pickles of plain objects)."""
     if not (isinstance(cls, type) and issubclass(cls, InertObject)):
-        raise pickle.UnpicklingError(f"copyreg._reconstructor applied to {cls!r}")
+        raise UnsafePickle(f"copyreg._reconstructor applied to {cls!r}")
     return cls.__new__(cls)
 
 
@@ -209,7 +213,7 @@ class RestrictedUnpickler(pickle.Unpickler):
                 return _inert_class(module, name)
         kind = "TorchScript archive" if self._torchscript else "pickle"
         module = "builtins" if module == "__builtin__" else module
-        raise pickle.UnpicklingError(f"the {kind} calls {module}.{name}")
+        raise UnsafePickle(f"the {kind} calls {module}.{name}")
 
     def persistent_load(self, pid: Any) -> _Storage:
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
@@ -296,12 +300,12 @@ def load_archive(path: str | Path) -> tuple[Any, bool]:
             return unpickler.load(), torchscript
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
         raise CheckpointError(f"{path}: corrupt checkpoint archive ({_first_line(exc)})") from None
-    except pickle.UnpicklingError as exc:
+    except UnsafePickle as exc:
         raise CheckpointError(
             f"{path}: refused, the file needs arbitrary unpickling to load ({_first_line(exc)}); "
             "nothing in it was run - re-save its state dict or convert it to safetensors where you trust it"
         ) from None
-    except (TypeError, ValueError, RuntimeError, AttributeError, IndexError, KeyError) as exc:
+    except (pickle.UnpicklingError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, KeyError) as exc:
         raise CheckpointError(f"{path}: malformed checkpoint data ({_first_line(exc)})") from None
 
 
