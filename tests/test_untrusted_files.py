@@ -352,3 +352,18 @@ def test_torchscript_typed_containers_are_plain_data(tmp_path) -> None:
         sys.modules.pop("typed", None)
     got = read_state_dict(tmp_path / "typed.pt")
     assert list(got) == ["table.a"] and torch.equal(got["table.a"], torch.arange(3.0))
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_bare_pickle_that_runs_a_command_is_refused_in_our_words(tmp_path, recwarn, protocol) -> None:
+    """A plain (non-zip) pickle: torch's weights-only error (which suggests weights_only=False) never
+    reaches the user, nor its protocol warnings; the message says what the pickle calls."""
+    target = tmp_path / "created"
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"state_dict": _WritesFile(str(target))}, protocol=protocol))
+    with pytest.raises(CheckpointError) as info:
+        read_state_dict(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: refused") and f"the pickle calls {os.system.__module__}.system" in message
+    assert "weights_only" not in message and not target.exists()
+    assert not [w for w in recwarn if "pickle" in str(w.message)]

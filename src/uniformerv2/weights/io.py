@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import pickle
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from uniformerv2.weights.convert import (
     permute_head,
     unwrap,
 )
-from uniformerv2.weights.unpickle import load_archive, module_tensors
+from uniformerv2.weights.unpickle import dangerous_global, load_archive, module_tensors
 
 _logger = logging.getLogger(__name__)
 
@@ -124,10 +125,16 @@ def _read_safetensors(path: Path) -> StateDict:
 def _torch_load_legacy(path: Path) -> Any:
     """A pre-zip ``torch.save`` file (or a bare pickle) through ``torch.load(weights_only=True)``."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it may not read
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-        reason = reason.splitlines()[0] if reason else type(exc).__name__
+        call = dangerous_global(path.read_bytes())
+        if call is None:  # torch's message advises weights_only=False: never pass that on
+            detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+            reason = detail[1].strip() if detail else "not a state dict of tensors"
+            raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+        reason = f"the pickle calls {call}"
         raise CheckpointError(
             f"{path}: refused, the file needs arbitrary unpickling to load ({reason}); nothing in it was run - "
             "re-save its state dict or convert it to safetensors on a machine where you trust it"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import pickletools
 import sys
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -334,3 +335,26 @@ def module_tensors(obj: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tens
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def dangerous_global(data: bytes) -> str | None:
+    """The first ``module.name`` a pickle would import that could run code, read off its opcodes
+    without unpickling anything (for the message refusing a bare pickle); None when there is none
+    or the data is not a readable pickle."""
+    strings: list[str] = []
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name == "GLOBAL":
+                module, name = str(arg).split(" ", 1)
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                module, name = strings[-2], strings[-1]
+            else:
+                if isinstance(arg, str):
+                    strings.append(arg)
+                continue
+            top = module.split(".")[0]
+            if top in _DANGEROUS_MODULES and top != "torch" and not (top == "builtins" and name in _SAFE_BUILTINS):
+                return f"{module}.{name}"
+    except (ValueError, pickle.UnpicklingError, EOFError):
+        return None
+    return None
