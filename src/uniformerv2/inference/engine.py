@@ -253,8 +253,8 @@ def run_views(
     pool: list[tuple[int, torch.Tensor]] = []
     pooled = 0
     for index, views, error in _decoded(dataset, num_workers, pin_memory=device.type == "cuda"):
-        if error is not None:
-            yield Result(index, describe(videos[index], index), error=error)
+        if error is not None or views is None:
+            yield Result(index, describe(videos[index], index), error=error or "no frames decoded")
             continue
         pool.append((index, views))
         pooled += len(views)
