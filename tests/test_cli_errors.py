@@ -322,3 +322,41 @@ def test_warnings_and_resume_refusals_speak_in_options(capsys, caplog, tmp_path,
     shown = caplog.text + first[2] + err  # warnings go through logging
     assert first[0] == 0 and "--labels FILE" in shown and code == 2 and "--overwrite" in err
     assert not any(name in shown for name in ("labels=", "overwrite=True)")), shown
+
+
+def test_train_configuration_errors_are_one_line_exit_2(capsys, tmp_path):
+    """Unreadable configs, missing or binary lists and an output path under a file: exit 2, one line."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: {width: [1, 2\n")
+    binary = tmp_path / "list.txt"
+    binary.write_bytes(b"\x00\xff\xf8garbage")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    videos = tmp_path / "train.csv"
+    videos.write_text("missing.mp4,0\n")
+    tiny = ["--preset", "debug_tiny", "device=cpu"]
+    cases = {
+        "broken.yaml": ["train", "--config", broken, "--print-config"],
+        "nothere.yaml": ["train", "--config", tmp_path / "nothere.yaml"],
+        "nothere.csv": ["train", *tiny, f"data.train_list={tmp_path / 'nothere.csv'}", f"output_dir={tmp_path / 'r'}"],
+        "list.txt": ["train", *tiny, f"data.train_list={binary}", f"output_dir={tmp_path / 'r2'}"],
+        "a_file": ["train", *tiny, f"data.train_list={videos}", f"output_dir={blocker / 'run'}"],
+    }
+    for name, argv in cases.items():
+        code, _, err = _run(capsys, *argv)
+        assert code == 2, (name, err)
+        line = _error_line(err)
+        assert name in line and "Traceback" not in err, (name, err)
+
+
+def test_check_videos_rows_stay_one_line_and_min_frames_is_checked(capsys, tmp_path):
+    """A newline in a file name is escaped in the table; --min-frames below 1 is a usage error."""
+    odd = tmp_path / "new\nline.mp4"
+    odd.write_bytes(b"")
+    code, out, _ = _run(capsys, "check-videos", odd, "--no-progress")
+    assert code == 1
+    assert [line for line in out.splitlines() if "line.mp4" in line] == [
+        next(line for line in out.splitlines() if "new\\nline.mp4" in line)
+    ]
+    code, _, err = _run(capsys, "check-videos", odd, "--min-frames", "-3")
+    assert code == 2 and "--min-frames" in err

@@ -8,7 +8,8 @@ from typing import Any
 
 from uniformerv2.atomic import atomic_write_csv, atomic_write_json
 from uniformerv2.cli._jobs import guarded, prepare_outputs
-from uniformerv2.cli._options import non_negative_int
+from uniformerv2.cli._options import non_negative_int, positive_int
+from uniformerv2.errors import printable
 from uniformerv2.video.check import check_videos
 from uniformerv2.video.inputs import collect_videos
 
@@ -42,7 +43,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="PATH", help="video files, folders, or list files (.csv/.txt)")
     parser.add_argument("--root", help="folder that relative paths in list files are relative to (default: the list's)")
-    parser.add_argument("--min-frames", type=int, default=1, help="report videos with fewer frames as bad (default 1)")
+    parser.add_argument(
+        "--min-frames", type=positive_int, default=1, help="report videos with fewer frames as bad (default 1)"
+    )
     parser.add_argument("--fast", action="store_true", help="check the header and first/last frame only")
     parser.add_argument(
         "--workers",
@@ -61,9 +64,9 @@ def _cells(row: dict[str, Any], fast: bool) -> list[str]:
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
     size = f"{row['width']}x{row['height']}" if row["width"] else "-"
-    status = "ok" if row["ok"] else f"BAD: {row['error']}"
+    status = "ok" if row["ok"] else f"BAD: {printable(row['error'])}"
     return [
-        row["path"],
+        printable(row["path"]),
         num(row["frames"] if fast else row["decodable"], "d"),
         num(row["header_frames"], "d"),
         num(row["fps"], ".2f"),

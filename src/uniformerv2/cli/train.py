@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     stopped on a video, a non-finite loss, a dead loader worker or a full disk; 130 on Ctrl-C
     (the message says where the same command resumes).
     """
-    from uniformerv2.errors import CheckpointError, DeviceError, UniFormerV2Error
+    from uniformerv2.errors import CheckpointError, DeviceError, InputError, UniFormerV2Error, printable
     from uniformerv2.runtime import dist_env
     from uniformerv2.train.config import TrainConfig, apply_overrides, load_config
     from uniformerv2.train.presets import get_preset
@@ -91,10 +91,13 @@ def run(args: argparse.Namespace) -> int:
         where = f"; {exc}" if isinstance(exc, TrainingInterrupted) else ""
         print(f"interrupted{where}", file=sys.stderr)
         return 130
-    except (AnnotationError, CheckpointError, DeviceError, ValueError, FileNotFoundError) as exc:  # config, lists
+    except (AnnotationError, InputError, CheckpointError, DeviceError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except UniFormerV2Error as exc:  # a video, the loss, a worker, the disk: one line each
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # an output directory or list path that the system refuses
+        print(f"error: {printable(str(exc.filename or config.output_dir))}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0

@@ -331,17 +331,20 @@ def load_config(path: str | os.PathLike[str], base: TrainConfig | None = None) -
     A file may name a preset as its first key, ``preset: k400_b16_f8x224_from_k710``; the rest
     of the file then overrides that preset.
     """
-    text = Path(path).read_text(encoding="utf-8")
-    if Path(path).suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError as exc:
-            raise ImportError(
-                f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the config as JSON"
-            ) from exc
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (a config is YAML or JSON)") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the config ({exc.strerror or type(exc).__name__})") from None
+    try:
+        data = yaml.safe_load(text) if Path(path).suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: not valid YAML/JSON ({first})") from None
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the config must be a mapping of sections")
     preset = data.pop("preset", None)
