@@ -178,7 +178,9 @@ def train_one_epoch(
             _logger.warning("epoch %d iteration %d: every video of the batch failed to decode; batch skipped", epoch, i)
         else:
             totals[:4] += _train_step(model, batch, scaler, optim.accum_steps, last, ctx.device, amp, (epoch, i))
-        bar.set_postfix(loss=f"{totals[0] / max(float(totals[3]), 1.0):.4f}", lr=f"{lr:.3g}", refresh=False)
+        # the bar redraws at most every tqdm mininterval; the epoch's last step always shows its totals
+        postfix = {"loss": f"{totals[0] / max(float(totals[3]), 1.0):.4f}", "lr": f"{lr:.3g}"}
+        bar.set_postfix(postfix, refresh=i + 1 == iters)
         if last:
             _optimizer_step(model, optimizer, scaler, optim.clip_grad)
             if after_step is not None:
