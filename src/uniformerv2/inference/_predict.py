@@ -10,7 +10,7 @@ in [0, 1] so they read as probabilities (the Hugging Face pipeline convention).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -66,19 +66,28 @@ def predict_many(
     def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"probs": net(x).float().softmax(dim=-1)}
 
-    stream = run_views(
-        videos,
-        cfg,
-        forward,
-        device=dev,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        amp_dtype=amp_dtype,
-        decode_short_side=decode_short_side,
-    )
+    def finish(value: dict[str, torch.Tensor]) -> Any:
+        return top_classes(value["probs"].mean(dim=0), labels, top_k)
+
+    options = dict(batch_size=batch_size, num_workers=num_workers, amp_dtype=amp_dtype)
+    yield from _per_video(videos, cfg, forward, finish, dev, decode_short_side, progress, options)
+
+
+def _per_video(
+    videos: Sequence[VideoLike],
+    cfg: Any,
+    forward: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    finish: Callable[[dict[str, torch.Tensor]], Any],
+    device: torch.device,
+    decode_short_side: int | None,
+    progress: bool,
+    options: dict[str, Any],
+) -> Iterator[Result]:
+    """:func:`run_views` behind a per-video progress bar, each successful value passed through ``finish``."""
+    stream = run_views(videos, cfg, forward, device=device, decode_short_side=decode_short_side, **options)
     for result in tqdm(stream, total=len(videos), disable=not progress, unit="video"):
         if result.ok:
-            result.value = top_classes(result.value["probs"].mean(dim=0), labels, top_k)
+            result.value = finish(result.value)
         yield result
 
 
@@ -182,20 +191,11 @@ def embed_many(
         tokens.update({f"patches.{i}": t for i, t in out["patches"].items()})
         return {"features": out["features"], **tokens}
 
-    stream = run_views(
-        videos,
-        cfg,
-        forward,
-        device=dev,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        amp_dtype=amp_dtype,
-        decode_short_side=decode_short_side,
-    )
-    for result in tqdm(stream, total=len(videos), disable=not progress, unit="video"):
-        if result.ok:
-            result.value = _embedding(result.value, middle, keep is not None)
-        yield result
+    def finish(value: dict[str, torch.Tensor]) -> Any:
+        return _embedding(value, middle, keep is not None)
+
+    options = dict(batch_size=batch_size, num_workers=num_workers, amp_dtype=amp_dtype)
+    yield from _per_video(videos, cfg, forward, finish, dev, decode_short_side, progress, options)
 
 
 def _embedding(outputs: dict[str, torch.Tensor], view: int, with_tokens: bool) -> Any:
