@@ -13,12 +13,16 @@ from uniformerv2.inference.engine import parse_views
 from uniformerv2.preprocess import MAX_CLIPS
 
 
+def _whole_number(text: str, expected: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    value = _whole_number(text, "a whole number >= 1")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -26,10 +30,7 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     """An integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    value = _whole_number(text, "a whole number >= 0")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
@@ -37,10 +38,7 @@ def non_negative_int(text: str) -> int:
 
 def port_number(text: str) -> int:
     """A TCP port, 1..65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 1..65535, got {text!r}") from None
+    value = _whole_number(text, "a port number 1..65535")
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number 1..65535, got {value}")
     return value
